@@ -1,0 +1,1 @@
+"""Data: importers of the public datasets into the data model, and the workspace simulator."""

@@ -1,0 +1,37 @@
+"""Start or join Ray according to the settings. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import os
+
+from sunday.settings import Settings
+
+
+def ensure_ray(settings: Settings, **init_kwargs):
+    """Join ``RAY_ADDRESS`` when set, else start a local Ray with this machine's CPUs (or ``ray_num_cpus``).
+
+    Returns the ``ray`` module. Safe to call twice: an already initialised Ray is reused.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    kwargs = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    kwargs.update(init_kwargs)
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, **kwargs)
+    else:
+        num_cpus = settings.ray_num_cpus or os.cpu_count() or 1
+        kwargs.setdefault("num_cpus", num_cpus)
+        # keep Ray's own files out of the way but findable
+        ray.init(**kwargs)
+    return ray
+
+
+def cluster_resources() -> dict:
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    res = ray.cluster_resources()
+    return {k: v for k, v in res.items() if not k.startswith("node:")}
