@@ -47,7 +47,8 @@ def atomic_version(folder: Path, keep: int = 2) -> Iterator[Path]:
     ``keep`` versions (the new one included) are kept for rollback; older ones are removed.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    version = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    # nanosecond stamp first so names sort in write order; uuid keeps concurrent writers apart
+    version = f"v-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     staging = folder / f".staging-{version}"
     staging.mkdir()
     try:
@@ -59,7 +60,8 @@ def atomic_version(folder: Path, keep: int = 2) -> Iterator[Path]:
     _write_pointer(folder, version)
     versions = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("v-"))
     for old in versions[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name != version:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class Warehouse:

@@ -28,7 +28,7 @@ def render(result: EvalResult, console: Console | None = None) -> None:
         table.add_column(c, justify="left" if c == result.key else "right")
         for s in sources:
             if any(k[1] == c for k in anchors if any(a.source == s for a in anchors[k])):
-                table.add_column(f"{c} [{s}]", justify="right", style="cyan")
+                table.add_column(f"{c} ({s})", justify="right", style="cyan")
     for r in result.rows:
         cells = []
         for c in cols:
