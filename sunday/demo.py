@@ -59,7 +59,7 @@ def step_simulate(ctx: DemoContext) -> None:
     c = result.counts
     ctx.summary.append(("simulated workspace", f"{c.get('users', 0):,} users, {c.get('projects', 0):,} projects, "
                                                f"{c.get('tasks', 0):,} tasks, {c.get('events', 0):,} events "
-                                               f"({result.events_per_s:,.0f} events/s)"))
+                                               f"({result.events_per_second:,.0f} events/s)"))
 
 
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [

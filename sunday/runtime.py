@@ -12,8 +12,16 @@ def ensure_ray(settings: Settings, **init_kwargs):
 
     Returns the ``ray`` module. Safe to call twice: an already initialised Ray is reused.
     """
+    import logging
+    import sys
+
     import ray
 
+    if not sys.stderr.isatty():
+        # without a terminal Ray Data logs its progress line by line; keep warnings only
+        import ray.data  # configures its loggers on import; adjust after
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return ray
     kwargs = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)

@@ -83,12 +83,13 @@ def render_simulation(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"simulation -> {result.path}")
+    t = Table(title="simulated workspace")
     t.add_column("table")
     t.add_column("rows", justify="right")
     for table, rows in result.counts.items():
         t.add_row(table, f"{rows:,}")
     console = Console()
     console.print(t)
+    console.print(f"written to {result.path}")
     console.print(f"{result.counts.get('events', 0):,} events in {result.seconds:.1f} s "
-                  f"({result.events_per_s:,.0f} events/s)")
+                  f"({result.events_per_second:,.0f} events/s)")

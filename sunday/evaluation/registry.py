@@ -1,12 +1,3 @@
-"""Imports every evaluation module so each registers itself. Model issues add their module to MODULES."""
+"""Imports every evaluation module so each registers itself. Model issues add their module here."""
 
-import importlib
-
-MODULES = ("storypoints_baselines",)
-
-for _m in MODULES:
-    try:
-        importlib.import_module(f"sunday.evaluation.{_m}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"sunday.evaluation.{_m}":
-            raise
+from sunday.evaluation import storypoints_baselines  # noqa: F401

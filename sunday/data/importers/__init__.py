@@ -1,16 +1,11 @@
-"""Importers from the public datasets folder (``SUNDAY_DATA_DIR``) into the data model, one module each."""
+"""Importers from the public datasets folder (``SUNDAY_DATA_DIR``) into the data model, one module each.
 
-import importlib
+Importing this package registers every importer (no data is read until ``load``).
+"""
 
+from sunday.data.importers import (  # noqa: F401  (each module registers its importer)
+    bug_triage, delayed_issues, nab, open_bandit, qmsum, sprint_delivery, storypoints,
+)
 from sunday.data.importers.base import ImportResult, Importer, get_importer, import_dataset, importer_names
 
-MODULES = ("bug_triage", "storypoints", "sprint_delivery", "delayed_issues", "nab", "qmsum", "open_bandit")
-
-for _m in MODULES:
-    try:
-        importlib.import_module(f"sunday.data.importers.{_m}")
-    except ModuleNotFoundError as exc:  # a module not written yet
-        if exc.name != f"sunday.data.importers.{_m}":
-            raise
-
-__all__ = ["ImportResult", "Importer", "get_importer", "import_dataset", "importer_names", "MODULES"]
+__all__ = ["ImportResult", "Importer", "get_importer", "import_dataset", "importer_names"]
