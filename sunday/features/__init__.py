@@ -1,0 +1,1 @@
+"""Feature platform: Ray Data pipelines from the event log into Feast (offline Parquet + online store)."""
