@@ -19,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Sunday ML: data, training, evaluation and serving on Ray.")
 data_app = typer.Typer(no_args_is_help=True, help="Import the public datasets; simulate a workspace.")
 app.add_typer(data_app, name="data")
+features_app = typer.Typer(no_args_is_help=True, help="Feature platform: Ray Data pipelines into Feast.")
+app.add_typer(features_app, name="features")
 
 DataDirOpt = typer.Option(None, "--data-dir", help="datasets folder (default: SUNDAY_DATA_DIR or ../shared/data)")
 
@@ -61,6 +63,19 @@ def data_simulate(
 
     settings = _settings()
     render_simulation(run_simulation(settings, events=events, seed=seed, engine=engine, name=name))
+
+
+@features_app.command("build")
+def features_build(
+    sim: str = typer.Option("default", "--sim", help="simulation (event log) to build from"),
+    engine: str = typer.Option("ray", "--engine", help="ray (Ray Data) or local (one process)"),
+    accept_drift: bool = typer.Option(False, "--accept-drift",
+                                      help="accept a reviewed data shift: drift warns instead of rejecting"),
+) -> None:
+    """Run the feature pipelines, validate each group, apply the Feast repo and materialize the online store."""
+    from sunday.features.platform import build_platform, render_platform
+
+    render_platform(build_platform(_settings(), sim_name=sim, engine=engine, accept_drift=accept_drift))
 
 
 @app.command()

@@ -62,10 +62,69 @@ def step_simulate(ctx: DemoContext) -> None:
                                                f"({result.events_per_second:,.0f} events/s)"))
 
 
+def _cell(v) -> str:
+    import pandas as pd
+
+    if v is None or (not isinstance(v, (list, str)) and pd.isna(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d %H:%M")
+    return str(v)
+
+
+def step_features(ctx: DemoContext) -> None:
+    """Build the feature platform from the demo simulation, then read one training set and one online row."""
+    import pandas as pd
+
+    from sunday.features.online import OnlineFeatures
+    from sunday.features.platform import build_platform, render_platform
+    from sunday.features.training import training_set
+
+    result = build_platform(ctx.settings, sim_name="demo", engine="ray", accept_drift=True)
+    render_platform(result)
+    rows = sum(result.rows.values())
+    ctx.summary.append(("feature platform", f"{rows:,} feature rows in {len(result.rows)} groups; offline "
+                                            f"{result.offline_store}, online {result.online_store}"))
+
+    # a point-in-time training set for the assignment model: (task, candidate user) at each assignment event
+    from sunday.data.simulator import read_simulation
+
+    sim = read_simulation(result.sim_path)
+    events = sim.events.to_pandas()
+    assigned = events[events.event_type == "assigned"]
+    assigned = assigned.iloc[len(assigned) // 2: len(assigned) // 2 + 5]  # mid-log: users have history
+    users = sim.observable["users"].to_pandas().set_index("user_id")
+    entity_df = pd.DataFrame({
+        "task_id": assigned.task_id.to_numpy(), "user_id": assigned.user_id.to_numpy(),
+        "team_id": users.loc[assigned.user_id, "team_id"].to_numpy(),
+        "event_timestamp": assigned.timestamp.to_numpy(),
+    })
+    ts = training_set(entity_df, "assignment", ctx.settings)
+    cols = ["user_id", "event_timestamp", "open_task_count", "hours_logged_7d", "completion_rate", "story_points",
+            "open_points_gini"]
+    short = {"user_id": "user", "event_timestamp": "as of", "open_task_count": "open tasks",
+             "hours_logged_7d": "hours 7d", "completion_rate": "completion", "story_points": "task pts",
+             "open_points_gini": "team gini"}
+    table = Table(title="point-in-time training rows (assignment service, features as of each assignment)")
+    for c in cols:
+        table.add_column(short[c], justify="left" if c in ("user_id", "event_timestamp") else "right")
+    for _, r in ts[cols].iterrows():
+        table.add_row(*[_cell(r[c]) for c in cols])
+    ctx.console.print(table)
+    user = str(assigned.user_id.iloc[0])
+    online = OnlineFeatures(ctx.settings).get("user_workload", {"user_id": user})
+    ctx.console.print(f"online user_workload for {user}: "
+                      + ", ".join(f"{k}={_cell(v)}" for k, v in online.items() if k != "user_id"))
+    ctx.summary.append(("training set / online read", f"{len(ts)} rows x {ts.shape[1]} columns; online row for {user}"))
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("start or join Ray", step_ray),
     ("import datasets", step_import),
     ("simulate a workspace", step_simulate),
+    ("build the feature platform (Ray Data -> validation -> Feast)", step_features),
 ]
 
 
