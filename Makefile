@@ -33,6 +33,8 @@ test-data: install
 
 bench: install
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/features.py
+	$(PY) benchmarks/online_lookup.py
 
 clean:
 	rm -rf .sunday .pytest_cache

