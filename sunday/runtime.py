@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 from sunday.settings import Settings
 
@@ -43,3 +45,30 @@ def cluster_resources() -> dict:
         return {}
     res = ray.cluster_resources()
     return {k: v for k, v in res.items() if not k.startswith("node:")}
+
+
+@contextlib.contextmanager
+def ray_data_context(settings: Settings | None = None, progress: bool = True) -> Iterator[object]:
+    """Ray started or joined, and Ray Data's progress bars on or off for the block; yields the DataContext.
+
+    The previous progress settings are restored on exit.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        from sunday.settings import get_settings
+
+        ensure_ray(settings or get_settings())
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.enable_progress_bars, getattr(ctx, "enable_operator_progress_bars", None))
+    ctx.enable_progress_bars = progress
+    if saved[1] is not None:
+        ctx.enable_operator_progress_bars = progress
+    try:
+        yield ctx
+    finally:
+        ctx.enable_progress_bars = saved[0]
+        if saved[1] is not None:
+            ctx.enable_operator_progress_bars = saved[1]

@@ -183,29 +183,17 @@ def _run_local(sim: Path, batches: list[list[str]], staging: Path, lookup, progr
 def _run_ray(settings: Settings, sim: Path, batches: list[list[str]], staging: Path, lookup,
              progress: bool) -> list[dict]:
     import ray
-
-    if not ray.is_initialized():
-        from sunday.runtime import ensure_ray
-
-        ensure_ray(settings)
     import ray.data
 
-    ref = ray.put(lookup.state())
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, getattr(ctx, "enable_operator_progress_bars", None))
-    ctx.enable_progress_bars = progress
-    if saved[1] is not None:
-        ctx.enable_operator_progress_bars = progress
-    try:
+    from sunday.runtime import ray_data_context
+
+    with ray_data_context(settings, progress=progress):
+        ref = ray.put(lookup.state())
         ds = ray.data.from_items([{"batch": i, "ids": ids} for i, ids in enumerate(batches)],
                                  override_num_blocks=len(batches))
         ds = ds.map_batches(_ray_batch, batch_size=1, num_cpus=1,
                             fn_kwargs={"sim": str(sim), "staging": str(staging), "lookup_ref": [ref]})
         return ds.take_all()
-    finally:
-        ctx.enable_progress_bars = saved[0]
-        if saved[1] is not None:
-            ctx.enable_operator_progress_bars = saved[1]
 
 
 def build_features(settings: Settings, sim_path: Path, engine: str = "ray", progress: bool = True,

@@ -152,31 +152,17 @@ def _ray_partitions(batch: pa.Table, config: SimConfig, plan: Plan, root: str) -
 
 
 def _write_ray(config: SimConfig, plan: Plan, root: Path, progress: bool) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        from sunday.runtime import ensure_ray
-        from sunday.settings import get_settings
-
-        ensure_ray(get_settings())
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, getattr(ctx, "enable_operator_progress_bars", None))
-    ctx.enable_progress_bars = progress
-    if saved[1] is not None:
-        ctx.enable_operator_progress_bars = progress
-    try:
+    from sunday.runtime import ray_data_context
+
+    with ray_data_context(progress=progress):
         # a materialised input (no read operator): the one fused map->write operator gets every CPU
         ds = ray.data.from_items([{"id": i} for i in range(plan.n_partitions)],
                                  override_num_blocks=plan.n_partitions)
         ds = ds.map_batches(_ray_partitions, batch_size=1, batch_format="pyarrow", num_cpus=1,
                             fn_kwargs={"config": config, "plan": plan, "root": str(root)})
         ds.write_parquet(str(root / EVENTS), partition_cols=[PARTITION_COLUMN])
-    finally:
-        ctx.enable_progress_bars = saved[0]
-        if saved[1] is not None:
-            ctx.enable_operator_progress_bars = saved[1]
 
 
 def count_rows(root: Path) -> dict[str, int]:
