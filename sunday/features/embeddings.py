@@ -201,21 +201,14 @@ class TextEmbedder:
         self.stats["model_load_s"] += time.perf_counter() - t0
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch with less padding
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(texts), unit="text", desc="embed (MiniLM)")
-        try:
+        with tqdm(total=len(texts), unit="text", desc="embed (MiniLM)", disable=not self.progress) as bar:
             for lo in range(0, len(texts), self.chunk):
                 idx = order[lo:lo + self.chunk]
                 out[idx] = model.encode([texts[i] for i in idx], batch_size=self.batch_size,
                                         convert_to_numpy=True, show_progress_bar=False)
-                if bar is not None:
-                    bar.update(len(idx))
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(len(idx))
         return out
 
     def ensure(self, texts: Iterable[str]) -> dict:

@@ -163,20 +163,13 @@ def _count_events(sim: Path) -> int:
 
 
 def _run_local(sim: Path, batches: list[list[str]], staging: Path, lookup, progress: bool) -> list[dict]:
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=sum(len(b) for b in batches), unit="ws", desc="features (local)")
     out = []
-    try:
+    with tqdm(total=sum(len(b) for b in batches), unit="ws", desc="features (local)", disable=not progress) as bar:
         for i, ids in enumerate(batches):
             out.append(compute_batch(str(sim), i, ids, str(staging), lookup))
-            if bar is not None:
-                bar.update(len(ids))
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(len(ids))
     return out
 
 
