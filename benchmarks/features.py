@@ -24,16 +24,13 @@ Writes ``benchmarks/results/features.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "benchmarks"):
@@ -42,7 +39,7 @@ for p in (ROOT, ROOT / "benchmarks"):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from simulate import MB, MemorySampler  # noqa: E402  (benchmarks/simulate.py)
+from simulate import MB, MemorySampler, machine_info, write_report  # noqa: E402  (benchmarks/simulate.py)
 
 from sunday.data.simulator import SimConfig, simulate  # noqa: E402
 from sunday.features.embeddings import TextEmbedder  # noqa: E402
@@ -216,20 +213,15 @@ def main(argv: list[str] | None = None) -> dict:
         if e["texts_per_s"]:
             ten["projected_empty_cache_embedding_s"] = round(e["distinct_texts"] / e["texts_per_s"]
                                                              + e["model_load_s"], 1)
-    import numpy
     import pandas
-    import pyarrow
     import sentence_transformers
     import torch
 
     report = {
         "benchmark": "sunday.features.pipeline", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 1024**3, 1),
-                    "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
-                    "python": platform.python_version(), "ray": ray.__version__, "numpy": numpy.__version__,
-                    "pandas": pandas.__version__, "pyarrow": pyarrow.__version__, "torch": torch.__version__,
-                    "sentence_transformers": sentence_transformers.__version__, "torch_threads":
-                    torch.get_num_threads(), "platform": platform.platform()},
+        "machine": machine_info(pandas=pandas.__version__, torch=torch.__version__,
+                                sentence_transformers=sentence_transformers.__version__,
+                                torch_threads=torch.get_num_threads()),
         "settings": {"sizes": sizes, "seed": args.seed, "ray_num_cpus": 2, "text_mode": args.text_mode,
                      "note": "builds run with a warm embedding cache (the embedding stage is timed on its own, cold "
                              "and warm); wall_s is everything build_features does; wall_without_embedding_s drops "
@@ -244,9 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ten_million": ten,
     }
     console.print(_table(runs, embeds, ten))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    write_report(args.out, report, console)
     return report
 
 

@@ -101,6 +101,24 @@ class MemorySampler:
         self.sample()
 
 
+def machine_info(**versions: str) -> dict:
+    """This machine and the versions that matter, for a benchmark's JSON (``versions``: extra name -> version)."""
+    import numpy
+    import pyarrow
+    import ray
+
+    return {"cpus": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(), "ray": ray.__version__, "numpy": numpy.__version__,
+            "pyarrow": pyarrow.__version__, **versions, "platform": platform.platform()}
+
+
+def write_report(path: Path, report: dict, console) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"wrote {path}")
+
+
 def run_one(label: str, n_events: int, engine: str, seed: int, progress: bool) -> dict:
     config = SimConfig(n_events=n_events, seed=seed)
     tmp = Path(tempfile.mkdtemp(prefix="sunday-sim-bench-"))
@@ -195,14 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for which, r in (("cold", runs[1]), ("warm", runs[2]))
     }
-    import numpy
-    import pyarrow
-
     report = {
         "benchmark": "sunday.data.simulator", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 1024**3, 1),
-                    "python": platform.python_version(), "ray": ray.__version__, "numpy": numpy.__version__,
-                    "pyarrow": pyarrow.__version__, "platform": platform.platform()},
+        "machine": machine_info(),
         "settings": {"events": n, "seed": args.seed, "ray_num_cpus": 2,
                      "note": "wall_s includes writing Parquet; ray runs exclude ray.init (ray_init_s); 'cold' is the "
                              "first Ray Data job after ray.init (workers import the simulator), 'warm' the same job "
@@ -214,9 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ten_million": ten,
     }
     console.print(_table(runs, ratio, ten))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    write_report(args.out, report, console)
     return report
 
 
