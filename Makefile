@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install run test test-unit test-data bench clean
+.PHONY: install run test test-unit test-data test-model bench clean
 
 install: $(STAMP)
 
@@ -31,10 +31,14 @@ test-unit: install
 test-data: install
 	$(PY) -m pytest tests/data -q
 
+test-model: install
+	$(PY) -m pytest tests/model -q
+
 bench: install
 	$(PY) benchmarks/simulate.py
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/online_lookup.py
+	$(PY) benchmarks/assignment.py
 
 clean:
 	rm -rf .sunday .pytest_cache

@@ -90,7 +90,10 @@ def demo(events: int = typer.Option(200_000, "--events", help="simulated events"
 
 @app.command("eval")
 def eval_cmd(name: Optional[str] = typer.Argument(None, help="evaluation to run; omit to list them"),
-             data_dir: Optional[Path] = DataDirOpt) -> None:
+             data_dir: Optional[Path] = DataDirOpt,
+             option: list[str] = typer.Option([], "--option", "-o", metavar="KEY=VALUE",
+                                               help="evaluation option, repeatable (value read as JSON when it "
+                                                    "parses: -o embeddings=false -o workspaces=4)")) -> None:
     """List the real-data evaluations, or run one: prints its table beside the published anchors, writes JSON."""
     from rich.console import Console
 
@@ -101,16 +104,32 @@ def eval_cmd(name: Optional[str] = typer.Argument(None, help="evaluation to run;
     if name is None:
         for n in evaluation_names():
             ev = get_evaluation(n)
-            console.print(f"{n:24s} {ev.description}  [dim](data: {ev.folder})[/dim]")
+            console.print(f"{n:24s} {ev.description}  [dim](data: {ev.folder or 'none, simulated'})[/dim]")
         return
     settings = _settings(data_dir)
     ev = get_evaluation(name)
-    folder = settings.data_dir / ev.folder
-    if not folder.is_dir():
-        raise SundayError(f"evaluation '{name}' needs {folder} (set SUNDAY_DATA_DIR or --data-dir)")
-    result, path = run_evaluation(name, settings.data_dir, settings.eval_dir)
+    if ev.folder:
+        folder = settings.data_dir / ev.folder
+        if not folder.is_dir():
+            raise SundayError(f"evaluation '{name}' needs {folder} (set SUNDAY_DATA_DIR or --data-dir)")
+    result, path = run_evaluation(name, settings.data_dir, settings.eval_dir, **_options(option))
     render(result, console)
     console.print(f"wrote {path}")
+
+
+def _options(items: list[str]) -> dict:
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SundayError(f"--option must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ class EvalResult:
 class Evaluation(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
-    folder: ClassVar[str]  # dataset folder under the data dir
+    folder: ClassVar[str]  # dataset folder under the data dir; "" = needs no dataset (e.g. a simulation study)
 
     @abstractmethod
     def run(self, data_dir: Path, **options: Any) -> EvalResult: ...

@@ -64,12 +64,13 @@ class TfidfSvmAssignee:
     """TF-IDF (word 1-2 grams, sublinear tf, ``min_df``) + one-vs-rest ``LinearSVC``, ranked by decision score."""
 
     def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, sublinear_tf: bool = True,
-                 C: float = 1.0, max_features: int | None = None):
+                 C: float = 1.0, max_features: int | None = None, random_state: int | None = 0):
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
         self.C = C
         self.max_features = max_features
+        self.random_state = random_state  # LinearSVC's coordinate order: fixed, so results repeat
 
     def _vectorizer(self, min_df: int):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -100,7 +101,7 @@ class TfidfSvmAssignee:
         if len(self.classes_) == 1:
             self.svm_ = None
         else:
-            self.svm_ = LinearSVC(C=self.C).fit(X, y)
+            self.svm_ = LinearSVC(C=self.C, random_state=self.random_state).fit(X, y)
             self.classes_ = np.array(self.svm_.classes_, dtype=object)
         return self
 

@@ -1,0 +1,257 @@
+"""Train the multi-objective neural ranker with Ray Train (``TorchTrainer``), with DDP or DeepSpeed ZeRO.
+
+:func:`train_with_ray` validates and standardises the data on the driver (the normalisation stats are fitted once,
+on all of it), puts the arrays into the object store and starts ``config.num_workers`` Ray Train workers, one CPU
+each (plus one GPU each with ``use_gpu``). Every worker runs the same loop as the local trainer
+(:func:`sunday.models.assignment.neural.train_epochs`) on its shard of the *task groups*: all workers shuffle the
+tasks with the same (seed, epoch) and take every ``world_size``-th one, with the same number of steps each, so the
+per-step gradient all-reduce always lines up. Whole tasks go to one worker because the listwise loss needs every
+candidate of a task in the same batch. At ~10-100 MB the pair matrix fits in every worker's memory; Ray Data
+sharding would only add a dependency on the shape of its blocks.
+
+* **DDP** (default): ``ray.train.torch.prepare_model`` wraps the net in ``DistributedDataParallel`` over the process
+  group Ray Train sets up (``gloo`` on CPU, ``nccl`` on GPU; :class:`ray.train.torch.TorchConfig`).
+* **DeepSpeed** (``config.deepspeed``): ``deepspeed.initialize`` over the same process group (DeepSpeed reuses an
+  initialised ``torch.distributed``), ZeRO stage ``config.zero_stage``, fp32, with the same torch ``AdamW`` as the
+  DDP path (``zero_allow_untested_optimizer``): DeepSpeed's own fused / CPU Adam would need a JIT-compiled C++
+  extension on CPU (~45 s of g++ on first use). ZeRO-1/2 keep full parameters on every worker; with ZeRO-3 the
+  checkpoint gathers the partitioned parameters first.
+
+After each epoch every worker calls ``ray.train.report`` (it is a barrier in Train v2); rank 0 attaches a checkpoint
+directory holding ``model.pt`` (the full state dict), ``stats.json`` and ``history.json``. Train v2 persists only
+metrics attached to checkpoints, so the whole per-epoch history travels inside the checkpoint and the run keeps only
+the latest checkpoint (``CheckpointConfig(num_to_keep=1)``). The final state comes from ``Result.checkpoint``, the last
+epoch's metrics from ``Result.metrics``.
+
+``storage_path`` defaults to ``$SUNDAY_HOME/ray_results``, an absolute path (the settings make ``SUNDAY_HOME``
+absolute against the working directory). It must be a path every Ray node can write and the driver can read: on one
+machine any local absolute path works, ``ray job submit`` included; there the driver runs in a temporary copy of
+``--working-dir``, so give the job an absolute ``SUNDAY_HOME`` (``--runtime-env-json '{"env_vars": {"SUNDAY_HOME":
+"/abs/state"}}'``) or pass ``storage_path``, else the default lands inside that temporary copy. On a multi-node
+cluster point it at shared storage (NFS). Ray itself must already be running (:func:`sunday.runtime.ensure_ray`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sunday.models.assignment.neural import (
+    NeuralRankerConfig,
+    PairArrays,
+    build_net,
+    local_step_fn,
+    make_optimizer,
+    prepare_training_data,
+    train_epochs,
+)
+
+_CHECKPOINT_MODEL = "model.pt"
+_CHECKPOINT_STATS = "stats.json"
+_CHECKPOINT_HISTORY = "history.json"
+_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+
+
+def default_storage_path() -> Path:
+    """``$SUNDAY_HOME/ray_results`` (absolute), created if missing."""
+    from sunday.settings import get_settings
+
+    path = get_settings().home / "ray_results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def deepspeed_config(config: NeuralRankerConfig) -> dict[str, Any]:
+    """The DeepSpeed config for ``config``: ZeRO ``zero_stage``, fp32, micro batch = ``batch_tasks`` tasks.
+
+    ``config.deepspeed_config`` is merged over it (nested dicts merge key by key), e.g.
+    ``{"bf16": {"enabled": True}}`` on GPUs or ``{"zero_optimization": {"reduce_bucket_size": 1e6}}``.
+    ``train_batch_size`` is left to DeepSpeed (micro batch x accumulation steps x workers). DeepSpeed counts its
+    "samples" in tasks here; only the micro batch / accumulation bookkeeping uses it.
+    """
+    ds: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": config.batch_tasks,
+        "gradient_accumulation_steps": 1,
+        "zero_optimization": {"stage": config.zero_stage},
+        "zero_allow_untested_optimizer": True,  # the torch AdamW shared with the DDP path
+        "bf16": {"enabled": False},
+        "fp16": {"enabled": False},
+        "steps_per_print": 2**31 - 1,  # DeepSpeed's own progress lines off; metrics go through ray.train.report
+        "wall_clock_breakdown": False,
+    }
+    return _merge(ds, config.deepspeed_config or {})
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _full_state_dict(module, zero_stage: int | None) -> dict:
+    """CPU copy of the full state dict; under ZeRO-3 every rank must call this (parameters are gathered)."""
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _skip_deepspeed_shm_op() -> None:
+    """Keep DeepSpeed's CPU backend from JIT-compiling its shared-memory all-reduce (~45 s of g++ on first use).
+
+    ``TorchBackend`` builds that op whenever ``deepspeed.ops.__compatible_ops__`` marks it compatible, but only
+    ``inference_all_reduce`` uses it; training collectives go through ``torch.distributed`` (gloo) either way. The
+    dict is DeepSpeed's module-level cache (edits persist, see ``deepspeed/ops/__init__.py``).
+    """
+    import deepspeed.ops
+
+    compatible = deepspeed.ops.__compatible_ops__
+    if "deepspeed_shm_comm" in compatible:
+        compatible["deepspeed_shm_comm"] = False
+
+
+def _train_worker(loop_config: dict) -> None:
+    """Ray Train per-worker function: the shared loop on this worker's task shard, one report per epoch."""
+    import ray
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    config = NeuralRankerConfig.from_dict(loop_config["config"])
+    data: PairArrays = ray.get(loop_config["data"])
+    stats = loop_config["stats"]
+    torch.set_num_threads(int(loop_config.get("threads", 1)))
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+
+    net = build_net(config)  # same seed on every rank: identical initial weights
+    if config.deepspeed:
+        import deepspeed
+
+        if device.type == "cpu":
+            _skip_deepspeed_shm_op()
+        engine, _, _, _ = deepspeed.initialize(
+            model=net, model_parameters=net.parameters(), optimizer=make_optimizer(net.parameters(), config),
+            config=deepspeed_config(config))
+
+        def step(loss):
+            engine.backward(loss)
+            engine.step()
+
+        forward, module, set_train, zero_stage = engine, engine.module, engine.train, config.zero_stage
+        device = engine.device
+    else:
+        model = ray.train.torch.prepare_model(net)  # DDP (and to the worker's device) when world > 1
+        step, _ = local_step_fn(model, config)
+        forward, module, set_train, zero_stage = model, getattr(model, "module", model), model.train, None
+
+    history: list[dict[str, Any]] = []
+
+    def on_epoch(metrics: dict[str, Any]) -> None:
+        history.append(metrics)
+        state = _full_state_dict(module, zero_stage)  # collective under ZeRO-3: every rank
+        if rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="sunday-neural-ckpt-") as tmp:
+            torch.save(state, os.path.join(tmp, _CHECKPOINT_MODEL))
+            Path(tmp, _CHECKPOINT_STATS).write_text(json.dumps(stats))
+            Path(tmp, _CHECKPOINT_HISTORY).write_text(json.dumps(history))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+    train_epochs(forward, step, data, config, rank=rank, world=world, device=device, on_epoch=on_epoch,
+                 set_train=set_train)
+
+
+@contextlib.contextmanager
+def _controller_poll_interval(seconds: float | None):
+    """Set ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` for the runs started inside (unless the user set it).
+
+    Train v2 hands each ``ray.train.report`` to the controller through a one-slot queue that the controller drains
+    when it polls the workers, every 2 s by default: each epoch's report then blocked its worker for up to 2 s,
+    against ~0.03 s of training per epoch on small data. The variable is read by the controller actor, which gets it
+    from the driver's environment when ``fit()`` starts it (Train's env propagation), so it is set around ``fit()``.
+    """
+    if seconds is None or _POLL_ENV in os.environ:
+        yield
+        return
+    os.environ[_POLL_ENV] = f"{float(seconds):g}"
+    try:
+        yield
+    finally:
+        os.environ.pop(_POLL_ENV, None)
+
+
+def train_with_ray(X: pd.DataFrame, group_ids, assigned, completed, quality, config: NeuralRankerConfig,
+                   storage_path: str | Path | None = None, run_name: str | None = None,
+                   poll_interval_s: float | None = 0.2) -> tuple[dict, dict, dict[str, Any]]:
+    """Train on Ray Train workers: ``(state_dict, stats, metrics)``.
+
+    ``metrics`` holds ``final`` (the last epoch's metrics, ``Result.metrics``), ``history`` (every epoch),
+    ``path`` (the run folder under ``storage_path``), ``checkpoint`` (the final checkpoint's path) and ``fit_s``
+    (wall seconds of ``trainer.fit()``, worker start-up included; the epochs' own time is in ``history``).
+    ``poll_interval_s`` is how often the Train controller polls the workers (and so takes their reports; None keeps
+    Ray's 2 s). Raises ValueError for bad input (before any worker starts) and RuntimeError when Ray is not running
+    or the run failed.
+    """
+    import ray
+    import torch
+
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
+    data, stats = prepare_training_data(X, group_ids, assigned, completed, quality)
+    if data.n_groups < config.num_workers:
+        raise ValueError(f"{data.n_groups} task group(s) cannot be sharded over {config.num_workers} workers")
+    if config.deepspeed and importlib.util.find_spec("deepspeed") is None:  # fail here, not in every worker
+        raise RuntimeError("config.deepspeed is set but deepspeed is not installed")
+
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    storage = Path(os.path.abspath(storage_path)) if storage_path is not None else default_storage_path()
+    storage.mkdir(parents=True, exist_ok=True)
+    name = run_name or f"assignment-neural-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    resources = {"CPU": 1, **({"GPU": 1} if config.use_gpu else {})}
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"config": config.to_dict(), "data": ray.put(data), "stats": stats, "threads": 1},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
+        run_config=RunConfig(name=name, storage_path=str(storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             failure_config=FailureConfig(max_failures=0)),
+    )
+    t0 = time.perf_counter()
+    try:
+        with _controller_poll_interval(poll_interval_s):
+            result = trainer.fit()
+    except Exception as exc:  # TrainingFailedError wraps the worker's exception
+        raise RuntimeError(f"Ray Train run {name!r} failed: {exc}") from exc
+    fit_s = time.perf_counter() - t0
+    if result.error is not None:
+        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
+    if result.checkpoint is None:
+        raise RuntimeError(f"Ray Train run {name!r} reported no checkpoint")
+    with result.checkpoint.as_directory() as ckpt:
+        state = torch.load(os.path.join(ckpt, _CHECKPOINT_MODEL), map_location="cpu", weights_only=True)
+        history = json.loads(Path(ckpt, _CHECKPOINT_HISTORY).read_text())
+    metrics = {"final": dict(result.metrics or {}), "history": history, "path": str(result.path),
+               "checkpoint": str(result.checkpoint.path), "fit_s": fit_s, "run_name": name}
+    return state, stats, metrics
