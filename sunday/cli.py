@@ -101,6 +101,8 @@ def eval_cmd(name: Optional[str] = typer.Argument(None, help="evaluation to run;
     from sunday.evaluation.report import render
 
     console = Console()
+    if not console.is_terminal:  # piped / logged: wide rows instead of 80-column folding of the tables
+        console = Console(width=200)
     if name is None:
         for n in evaluation_names():
             ev = get_evaluation(n)
