@@ -20,6 +20,19 @@ def data_dir() -> Path:
     return path
 
 
+def linked_subset(data_dir: Path, root: Path, files: list[str]) -> Path:
+    """A data dir under ``root`` holding symlinks to ``files`` (paths relative to ``data_dir``), so an evaluation
+    runs on a few real projects only; skips the test when one is missing."""
+    for rel in files:
+        if not (data_dir / rel).is_file():
+            pytest.skip(f"{data_dir / rel} not present")
+    for rel in files:
+        link = root / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(data_dir / rel)
+    return root
+
+
 @pytest.fixture()
 def settings(tmp_path, monkeypatch):
     """Settings with a fresh state folder per test."""

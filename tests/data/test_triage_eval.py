@@ -6,18 +6,13 @@ import pandas as pd
 import pytest
 
 from sunday.data.importers.bug_triage import load_project
+from tests.conftest import linked_subset
 from sunday.evaluation.triage import PUBLISHED_MODEL, TriageEvaluation, chrono_split
 
 
 @pytest.fixture(scope="module")
 def jdt_dir(data_dir, tmp_path_factory):
-    zip_path = data_dir / "bug_triage" / "jdt_data.csv.zip"
-    if not zip_path.is_file():
-        pytest.skip(f"{zip_path} not present")
-    root = tmp_path_factory.mktemp("triage")
-    (root / "bug_triage").mkdir()
-    (root / "bug_triage" / "jdt_data.csv.zip").symlink_to(zip_path)
-    return root
+    return linked_subset(data_dir, tmp_path_factory.mktemp("triage"), ["bug_triage/jdt_data.csv.zip"])
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Project timeline forecaster (issue 5): snapshots, baselines, the LSTM quantile/risk model and the service."""
