@@ -39,6 +39,7 @@ bench: install
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/online_lookup.py
 	$(PY) benchmarks/assignment.py
+	$(PY) benchmarks/timeline.py
 
 clean:
 	rm -rf .sunday .pytest_cache
