@@ -124,7 +124,7 @@ def step_assignment(ctx: DemoContext) -> None:
     """Train the assignment ranker (quick profile; the network through Ray Train), register it in MLflow, and
     rank the team for one held-out task from the online store."""
     from sunday.features.online import OnlineFeatures
-    from sunday.models.assignment.service import AssignmentService
+    from sunday.models.assignment.service import AssignmentService, task_embedder
     from sunday.models.assignment.train import TrainConfig, train_assignment
 
     config = TrainConfig(sim_name="demo", profile="quick", neural=True, trainer="ray", num_workers=2)
@@ -143,11 +143,8 @@ def step_assignment(ctx: DemoContext) -> None:
     task = {"task_id": task_id, "title": first["title"], "description": first["description"],
             "required_skills": list(first["required_skills"]), "story_points": first["story_points"],
             "priority": ("low", "medium", "high", "critical")[int(first["priority_score"])]}
-    from sunday.features.embeddings import TextEmbedder
-
-    te = TextEmbedder.for_settings(ctx.settings)
-    embedder = lambda texts: te.task_vectors(texts[:1], texts[1:])  # noqa: E731
-    service = AssignmentService(result.ranker, OnlineFeatures(ctx.settings), embed=embedder, version=result.version)
+    service = AssignmentService(result.ranker, OnlineFeatures(ctx.settings), embed=task_embedder(ctx.settings),
+                                version=result.version)
     answer = service.recommend(task, rows["user_id"].tolist())
     table = Table(title=f"ranked team for {task_id}: {task['title'][:40]!s} (needs "
                         f"{', '.join(task['required_skills'])}, {task['story_points']:g} pts)")

@@ -168,14 +168,6 @@ def promote(name: str, version: str, challenger_score: float, metric: str,
                      f"not better ({gain:+.4f}; needs > {min_gain:g})")
 
 
-def set_tags(name: str, version: str, tags: dict[str, Any]) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, str(v))
-
-
 def quiet_env() -> None:
     """MLflow prints a URL line per created run/model; keep job logs readable."""
     os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")

@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = save_best(result, settings.home / "tune" / "assignment_best.json")
-    tracking.quiet_env()
     with tracking.run(settings, "task-assignment-sweep", run_name=f"sweep-{args.samples}"):
         mlflow.log_params({f"best.{k}": v for k, v in result["best_params"].items()})
         mlflow.log_params({"samples": args.samples, "max_rounds": args.max_rounds, "search": "optuna",

@@ -60,20 +60,22 @@ TARGET_MARGIN = 3.0  # the issue's target: top-1 and top-5 this many points abov
 MAIN_MODEL = "lambdamart"
 
 
-def _lambdamart() -> HistoryLambdaMARTAssignee:
-    """The LambdaMART ranker with MiniLM embeddings cached under the state folder (``SUNDAY_HOME``)."""
+MODELS: dict[str, Callable[[], Any]] = {
+    "most-frequent": MostFrequentAssignee,
+    "tfidf-svm": TfidfSvmAssignee,
+    MAIN_MODEL: HistoryLambdaMARTAssignee,  # run() adds MiniLM embeddings unless embeddings=False
+}
+
+
+def _with_embeddings(models: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
+    """``models`` with the LambdaMART ranker given MiniLM embeddings (one cache, under the state folder, per run)."""
+    from functools import partial
+
     from sunday.features.embeddings import TextEmbedder
     from sunday.settings import get_settings
 
     embedder = TextEmbedder.for_settings(get_settings().ensure_dirs(), progress=True)
-    return HistoryLambdaMARTAssignee(embed=embedder.embed)
-
-
-MODELS: dict[str, Callable[[], Any]] = {
-    "most-frequent": MostFrequentAssignee,
-    "tfidf-svm": TfidfSvmAssignee,
-    MAIN_MODEL: _lambdamart,
-}
+    return {**models, MAIN_MODEL: partial(HistoryLambdaMARTAssignee, embed=embedder.embed)}
 
 
 def chronological(tasks: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -215,7 +217,7 @@ class TriageEvaluation(Evaluation):
     def run(self, data_dir: Path, **options: Any) -> EvalResult:
         incremental = bool(options.get("incremental", False))
         embeddings = bool(options.get("embeddings", True))
-        models = dict(MODELS) if embeddings else {**MODELS, MAIN_MODEL: HistoryLambdaMARTAssignee}
+        models = _with_embeddings(MODELS) if embeddings else dict(MODELS)
         paper = bool(options.get("paper", True))
         source = Path(data_dir) / self.folder
         only = options.get("projects")

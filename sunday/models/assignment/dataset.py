@@ -20,8 +20,6 @@ Decisions are ordered by time; :func:`time_split` holds out the latest ones for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -137,11 +135,3 @@ def time_split(data: AssignmentData, holdout: float = 0.2) -> tuple[AssignmentDa
     late = set(order[cut:])
     mask = data.pairs["task_id"].isin(late).to_numpy()
     return data.subset(~mask), data.subset(mask)
-
-
-def save(data: AssignmentData, path: Path) -> Path:
-    frame = data.pairs.copy()
-    for col in ("assigned", "completed", "quality", "hours"):
-        frame[f"label_{col}"] = getattr(data, col)
-    frame.to_pickle(path)
-    return path

@@ -33,7 +33,6 @@ cluster point it at shared storage (NFS). Ray itself must already be running (:f
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -45,6 +44,8 @@ from typing import Any
 
 import pandas as pd
 
+from sunday.models.raytrain import (controller_poll_interval, default_storage_path, full_state_dict,
+                                     skip_deepspeed_shm_op)
 from sunday.models.assignment.neural import (
     NeuralRankerConfig,
     PairArrays,
@@ -58,16 +59,6 @@ from sunday.models.assignment.neural import (
 _CHECKPOINT_MODEL = "model.pt"
 _CHECKPOINT_STATS = "stats.json"
 _CHECKPOINT_HISTORY = "history.json"
-_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
-
-
-def default_storage_path() -> Path:
-    """``$SUNDAY_HOME/ray_results`` (absolute), created if missing."""
-    from sunday.settings import get_settings
-
-    path = get_settings().home / "ray_results"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def deepspeed_config(config: NeuralRankerConfig) -> dict[str, Any]:
@@ -101,30 +92,6 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _full_state_dict(module, zero_stage: int | None) -> dict:
-    """CPU copy of the full state dict; under ZeRO-3 every rank must call this (parameters are gathered)."""
-    if zero_stage == 3:
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def _skip_deepspeed_shm_op() -> None:
-    """Keep DeepSpeed's CPU backend from JIT-compiling its shared-memory all-reduce (~45 s of g++ on first use).
-
-    ``TorchBackend`` builds that op whenever ``deepspeed.ops.__compatible_ops__`` marks it compatible, but only
-    ``inference_all_reduce`` uses it; training collectives go through ``torch.distributed`` (gloo) either way. The
-    dict is DeepSpeed's module-level cache (edits persist, see ``deepspeed/ops/__init__.py``).
-    """
-    import deepspeed.ops
-
-    compatible = deepspeed.ops.__compatible_ops__
-    if "deepspeed_shm_comm" in compatible:
-        compatible["deepspeed_shm_comm"] = False
-
-
 def _train_worker(loop_config: dict) -> None:
     """Ray Train per-worker function: the shared loop on this worker's task shard, one report per epoch."""
     import ray
@@ -145,7 +112,7 @@ def _train_worker(loop_config: dict) -> None:
         import deepspeed
 
         if device.type == "cpu":
-            _skip_deepspeed_shm_op()
+            skip_deepspeed_shm_op()
         engine, _, _, _ = deepspeed.initialize(
             model=net, model_parameters=net.parameters(), optimizer=make_optimizer(net.parameters(), config),
             config=deepspeed_config(config))
@@ -165,7 +132,7 @@ def _train_worker(loop_config: dict) -> None:
 
     def on_epoch(metrics: dict[str, Any]) -> None:
         history.append(metrics)
-        state = _full_state_dict(module, zero_stage)  # collective under ZeRO-3: every rank
+        state = full_state_dict(module, zero_stage)  # collective under ZeRO-3: every rank
         if rank != 0:
             ray.train.report(metrics)
             return
@@ -179,23 +146,6 @@ def _train_worker(loop_config: dict) -> None:
                  set_train=set_train)
 
 
-@contextlib.contextmanager
-def _controller_poll_interval(seconds: float | None):
-    """Set ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` for the runs started inside (unless the user set it).
-
-    Train v2 hands each ``ray.train.report`` to the controller through a one-slot queue that the controller drains
-    when it polls the workers, every 2 s by default: each epoch's report then blocked its worker for up to 2 s,
-    against ~0.03 s of training per epoch on small data. The variable is read by the controller actor, which gets it
-    from the driver's environment when ``fit()`` starts it (Train's env propagation), so it is set around ``fit()``.
-    """
-    if seconds is None or _POLL_ENV in os.environ:
-        yield
-        return
-    os.environ[_POLL_ENV] = f"{float(seconds):g}"
-    try:
-        yield
-    finally:
-        os.environ.pop(_POLL_ENV, None)
 
 
 def train_with_ray(X: pd.DataFrame, group_ids, assigned, completed, quality, config: NeuralRankerConfig,
@@ -240,7 +190,7 @@ def train_with_ray(X: pd.DataFrame, group_ids, assigned, completed, quality, con
     )
     t0 = time.perf_counter()
     try:
-        with _controller_poll_interval(poll_interval_s):
+        with controller_poll_interval(poll_interval_s):
             result = trainer.fit()
     except Exception as exc:  # TrainingFailedError wraps the worker's exception
         raise RuntimeError(f"Ray Train run {name!r} failed: {exc}") from exc

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sunday.models.assignment.gini import gini, gini_after_each
+from sunday.models.assignment.gini import gini_after_each
 from sunday.models.assignment.lgbm import LambdaMARTConfig, LambdaMARTRanker, predict_booster
 from sunday.models.assignment.pairs import DESCRIPTIONS, FEATURES, pair_features
 
@@ -204,8 +204,9 @@ class AssignmentRanker:
         add = float(points) if np.isfinite(points) and points > 0 else 1.0
         loads = pd.to_numeric(pairs.get("open_points", pd.Series(np.nan, index=pairs.index)), errors="coerce")
         loads = loads.fillna(0.0).to_numpy(dtype="float64")
-        others = np.array([float(v) for u, v in (team_open_points or {}).items()
-                           if u not in set(pairs["user_id"])], dtype="float64")
+        candidate_ids = set(pairs["user_id"])
+        others = np.array([float(v) for u, v in (team_open_points or {}).items() if u not in candidate_ids],
+                          dtype="float64")
         g_after = gini_after_each(np.r_[loads, others], add)[: len(loads)]
         completion = pred["completion"].to_numpy()
         quality = pred["quality"].to_numpy()
@@ -317,7 +318,7 @@ class AssignmentRanker:
         self.lgbm_ = LambdaMARTRanker(self.config.lgbm)
         self.lgbm_.model_ = _BoosterModel(lgb.Booster(model_file=str(path / "lambdamart.txt")))
         self.lgbm_.feature_names_ = list(FEATURES)
-        self.completion_model_ = (_BoosterModel(lgb.Booster(model_file=str(path / "completion.txt")), proba=True)
+        self.completion_model_ = (_BoosterModel(lgb.Booster(model_file=str(path / "completion.txt")))
                                   if (path / "completion.txt").exists() else None)
         self.quality_model_ = (_BoosterModel(lgb.Booster(model_file=str(path / "quality.txt")))
                                if (path / "quality.txt").exists() else None)
@@ -339,11 +340,5 @@ class AssignmentRanker:
 class _BoosterModel:
     """A loaded LightGBM Booster in the place of a fitted sklearn wrapper (the ranker only uses ``booster_``)."""
 
-    def __init__(self, booster, proba: bool = False):
+    def __init__(self, booster):
         self.booster_ = booster
-
-
-
-def team_gini(open_points: Mapping[str, float]) -> float:
-    """Gini of a team's open points (user -> points)."""
-    return gini(np.array(list(open_points.values()), dtype="float64"))

@@ -87,6 +87,14 @@ class TaskRequest:
         }
 
 
+def task_embedder(settings):
+    """``[title, description] -> (1, 384)`` MiniLM task vectors, the feature platform's way (its cache)."""
+    from sunday.features.embeddings import TextEmbedder
+
+    embedder = TextEmbedder.for_settings(settings)
+    return lambda texts: embedder.task_vectors(texts[:1], texts[1:])
+
+
 class AssignmentService:
     def __init__(self, ranker: AssignmentRanker, online: Any, embed: Any = None, version: str | None = None):
         """``online``: an :class:`sunday.features.online.OnlineFeatures`; ``embed``: texts -> vectors (MiniLM) for
@@ -112,12 +120,7 @@ class AssignmentService:
 
             raise SundayError(f"no '{alias}' version of model '{name}' (run: python train_jobs/assignment.py)")
         ranker = AssignmentRanker.load(tracking.download_version(name, version, Path(tempfile.mkdtemp())))
-        embed = None
-        if embeddings:
-            from sunday.features.embeddings import TextEmbedder
-
-            embedder = TextEmbedder.for_settings(settings)
-            embed = lambda texts: embedder.task_vectors(texts[:1], texts[1:])  # noqa: E731
+        embed = task_embedder(settings) if embeddings else None
         return cls(ranker, OnlineFeatures(settings), embed=embed, version=version)
 
     def candidates(self, user_ids: Sequence[str]) -> pd.DataFrame:

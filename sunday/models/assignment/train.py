@@ -133,7 +133,6 @@ def train_assignment(settings, config: TrainConfig, log=print) -> TrainResult:
 
     run_id = version = promotion = None
     if config.register:
-        tracking.quiet_env()
         with tracking.run(settings, EXPERIMENT, run_name=f"assignment-{config.profile}",
                           tags={"sim": config.sim_name, "trainer": config.trainer if config.neural else "lightgbm",
                                 "deepspeed": str(config.deepspeed)}) as active:

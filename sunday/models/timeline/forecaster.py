@@ -228,10 +228,10 @@ def _ray_worker(loop_config: dict) -> None:
     if config.deepspeed:
         import deepspeed
 
-        from sunday.models.assignment.distributed import _skip_deepspeed_shm_op
+        from sunday.models.raytrain import skip_deepspeed_shm_op
 
         if device.type == "cpu":
-            _skip_deepspeed_shm_op()
+            skip_deepspeed_shm_op()
         ds_config = {"train_micro_batch_size_per_gpu": config.batch_size, "gradient_accumulation_steps": 1,
                      "zero_optimization": {"stage": config.zero_stage}, "gradient_clipping": 1.0,
                      "zero_allow_untested_optimizer": True}
@@ -255,13 +255,9 @@ def _ray_worker(loop_config: dict) -> None:
         if not last:
             ray.train.report(metrics)
             return
-        if config.deepspeed and config.zero_stage == 3:
-            import deepspeed
+        from sunday.models.raytrain import full_state_dict
 
-            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        else:
-            state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        state = full_state_dict(module, config.zero_stage if config.deepspeed else None)
         if rank != 0:
             ray.train.report(metrics)
             return
@@ -280,7 +276,7 @@ def train_with_ray(data: Arrays, config: TimelineConfig, storage_path: str | Pat
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from sunday.models.assignment.distributed import _controller_poll_interval, default_storage_path
+    from sunday.models.raytrain import controller_poll_interval, default_storage_path
 
     if not ray.is_initialized():
         raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
@@ -294,7 +290,7 @@ def train_with_ray(data: Arrays, config: TimelineConfig, storage_path: str | Pat
         run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=0)))
     t0 = time.perf_counter()
-    with _controller_poll_interval(0.2):
+    with controller_poll_interval(0.2):
         result = trainer.fit()
     if result.error is not None or result.checkpoint is None:
         raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")

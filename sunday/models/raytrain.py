@@ -1,0 +1,61 @@
+"""Ray Train plumbing shared by the models trained with ``TorchTrainer`` (assignment ranker, timeline forecaster)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+
+
+def default_storage_path() -> Path:
+    """``$SUNDAY_HOME/ray_results`` (absolute), created if missing."""
+    from sunday.settings import get_settings
+
+    path = get_settings().home / "ray_results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def full_state_dict(module, zero_stage: int | None) -> dict:
+    """CPU copy of the full state dict; under ZeRO-3 every rank must call this (parameters are gathered)."""
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def skip_deepspeed_shm_op() -> None:
+    """Keep DeepSpeed's CPU backend from JIT-compiling its shared-memory all-reduce (~45 s of g++ on first use).
+
+    ``TorchBackend`` builds that op whenever ``deepspeed.ops.__compatible_ops__`` marks it compatible, but only
+    ``inference_all_reduce`` uses it; training collectives go through ``torch.distributed`` (gloo) either way. The
+    dict is DeepSpeed's module-level cache (edits persist, see ``deepspeed/ops/__init__.py``).
+    """
+    import deepspeed.ops
+
+    compatible = deepspeed.ops.__compatible_ops__
+    if "deepspeed_shm_comm" in compatible:
+        compatible["deepspeed_shm_comm"] = False
+
+
+@contextlib.contextmanager
+def controller_poll_interval(seconds: float | None):
+    """Set ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` for the runs started inside (unless the user set it).
+
+    Train v2 hands each ``ray.train.report`` to the controller through a one-slot queue that the controller drains
+    when it polls the workers, every 2 s by default: each epoch's report then blocked its worker for up to 2 s,
+    against ~0.03 s of training per epoch on small data. The variable is read by the controller actor, which gets it
+    from the driver's environment when ``fit()`` starts it (Train's env propagation), so it is set around ``fit()``.
+    """
+    if seconds is None or _POLL_ENV in os.environ:
+        yield
+        return
+    os.environ[_POLL_ENV] = f"{float(seconds):g}"
+    try:
+        yield
+    finally:
+        os.environ.pop(_POLL_ENV, None)
