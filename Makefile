@@ -40,6 +40,7 @@ bench: install
 	$(PY) benchmarks/online_lookup.py
 	$(PY) benchmarks/assignment.py
 	$(PY) benchmarks/timeline.py
+	$(PY) benchmarks/serve_latency.py
 
 clean:
 	rm -rf .sunday .pytest_cache

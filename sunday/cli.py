@@ -22,6 +22,15 @@ app.add_typer(data_app, name="data")
 features_app = typer.Typer(no_args_is_help=True, help="Feature platform: Ray Data pipelines into Feast.")
 app.add_typer(features_app, name="features")
 
+
+def _mount_keys() -> None:
+    from sunday.cli_keys import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_mount_keys()
+
 DataDirOpt = typer.Option(None, "--data-dir", help="datasets folder (default: SUNDAY_DATA_DIR or ../shared/data)")
 
 
@@ -81,11 +90,53 @@ def features_build(
 @app.command()
 def demo(events: int = typer.Option(200_000, "--events", help="simulated events"),
          seed: int = typer.Option(0, "--seed"),
+         port: int = typer.Option(8000, "--port", help="HTTP port of the served app"),
+         wait: bool = typer.Option(True, "--wait/--no-wait", help="keep the app up after the summary until Ctrl-C "
+                                                                  "(only when run from a terminal)"),
          data_dir: Optional[Path] = DataDirOpt) -> None:
-    """The main job: start/join Ray, import the datasets, simulate a workspace, print a summary."""
+    """The main job: Ray, datasets, a simulated workspace, features, models (train, register), the served API."""
     from sunday.demo import run_demo
 
-    run_demo(_settings(data_dir), events=events, seed=seed)
+    run_demo(_settings(data_dir), events=events, seed=seed, port=port, wait=wait)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="HTTP host of Serve's proxy"),
+          port: int = typer.Option(8000, "--port", help="HTTP port"),
+          sim: str = typer.Option("demo", "--sim", help="simulation whose workspaces and feature store to serve"),
+          batching: bool = typer.Option(True, "--batching/--no-batching", help="@serve.batch dynamic batching"),
+          demo_key: bool = typer.Option(False, "--demo-key", help="create a member key for the first workspace "
+                                                                  "and print curl lines that use it"),
+          detach: bool = typer.Option(False, "--detach", help="deploy and return instead of blocking")) -> None:
+    """Start Ray Serve with the Sunday ML application (serve_apps/app.py) on the embedded defaults."""
+    import time
+
+    from sunday.serving.launch import curl_lines, sample_requests, start
+
+    settings = _settings()
+    running = start(settings, {"sim": sim, "batching": batching}, host=host, port=port)
+    print(f"Sunday ML API on {running.url} (OpenAPI: {running.url}/docs)")
+    token = "$SUNDAY_API_KEY"
+    if demo_key:
+        from sunday.serving.keys import default_keystore
+
+        sample = sample_requests(settings, sim)
+        _, token = default_keystore(settings).create(sample["workspace_id"], "member", name="sunday serve --demo-key")
+        print(f"created a member key for workspace {sample['workspace_id']} (shown once): {token}")
+    else:
+        sample = sample_requests(settings, sim)
+        print(f"create a key: sunday keys create --workspace {sample['workspace_id']} --role member")
+    for line in curl_lines(running.url, token, sample):
+        print(line)
+    if detach:
+        return
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        from ray import serve as ray_serve
+
+        ray_serve.shutdown()
 
 
 @app.command("eval")

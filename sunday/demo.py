@@ -19,6 +19,8 @@ class DemoContext:
     seed: int
     console: Console
     summary: list[tuple[str, str]] = field(default_factory=list)  # (what, figure)
+    port: int = 8000
+    wait: bool = True  # keep the app up after the summary until Ctrl-C (interactive runs only)
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,18 +167,110 @@ def step_assignment(ctx: DemoContext) -> None:
                                           f"{answer['recommended_user']} for {task_id}"))
 
 
+def step_timeline(ctx: DemoContext) -> None:
+    """Train the timeline forecaster (+ the task delay-risk model), register it, forecast one project."""
+    from sunday.features.platform import simulation_path
+    from sunday.models.timeline.service import predict_timeline
+    from sunday.models.timeline.train import TimelineTrainConfig, load_task_risk, train_timeline
+    from sunday.serving.directory import ProjectCatalog
+
+    result = train_timeline(ctx.settings, TimelineTrainConfig(sim_name="demo", profile="quick"),
+                            log=ctx.console.print)
+    rows = result.rows()
+    table = Table(title=f"holdout: {result.n_holdout_projects} projects never seen in training "
+                        f"({result.n_holdout_snapshots} forecasts)")
+    for c in ("forecaster", "MAE days", "p10-p90 coverage", "late flagged 7 d ahead"):
+        table.add_column(c, justify="left" if c == "forecaster" else "right")
+    for r in rows:
+        table.add_row(r["row"], f"{r['mae_days']:.1f}", f"{r['coverage_p10_p90']:.0%}",
+                      f"{r['early_warning_recall']:.0%}")
+    ctx.console.print(table)
+    if result.promotion is not None:
+        ctx.console.print(result.promotion.line())
+    import pandas as pd
+
+    pid = str(result.holdout.meta["project_id"].iloc[0])
+    catalog = ProjectCatalog(ctx.settings, simulation_path(ctx.settings, "demo"))
+    project = catalog.project(pid, with_tasks=False)
+    project["history"] = project["history"].iloc[: max(7, len(project["history"]) // 2)]  # as of mid-way
+    ws = str(catalog.projects.loc[pid, "workspace_id"])
+    tasks = catalog.tasks(ws, pid, pd.Timestamp(project["history"]["event_timestamp"].iloc[-1]))
+    f = predict_timeline(result.model, project, mc_samples=30, tasks=tasks,
+                         task_model=load_task_risk(result.model_dir))
+    ctx.console.print(f"[bold]{pid}[/bold] as of {f['as_of']} (planned end {f['planned_end']}): expected "
+                      f"{f['expected']}, band {f['best']} .. {f['worst']} (p10..p90), delay {f['delay_days']:+.0f} d, "
+                      f"risk {f['risk_class']} "
+                      + ", ".join(f"{k} {v:.0%}" for k, v in f["risk"].items()))
+    ctx.console.print("  drivers: " + "; ".join(f"{d['feature']} {d['effect_days']:+.1f} d"
+                                                 for d in f["drivers"]["features"]))
+    for t in f["at_risk_tasks"][:5]:
+        ctx.console.print(f"  at-risk task {t['task_id']}: P(delayed) {t['p_delayed']:.2f}, due {t['due_date']}"
+                          + (f" ({t['days_to_due']:+.0f} d)" if t.get("days_to_due") is not None else ""))
+    m = result.metrics
+    ctx.summary.append(("project timeline", f"holdout MAE {m['mae_days']:.1f} d vs burn-down "
+                                           f"{m['burndown_mae_days']:.1f} d, coverage {m['coverage_p10_p90']:.0%}; "
+                                           f"registered project_timeline v{result.version}; {pid}: "
+                                           f"{f['best']} .. {f['expected']} .. {f['worst']}"))
+
+
+def step_serve(ctx: DemoContext) -> None:
+    """Deploy the Ray Serve application, make a key, call it; leave it up (interactive) and print curl lines."""
+    import sys
+
+    import httpx
+
+    from sunday.serving.keys import default_keystore
+    from sunday.serving.launch import curl_lines, sample_requests, start
+
+    running = start(ctx.settings, {"sim": "demo"}, port=ctx.port)
+    sample = sample_requests(ctx.settings, "demo")
+    _, token = default_keystore(ctx.settings).create(sample["workspace_id"], "member", name="sunday demo")
+    lines = curl_lines(running.url, token, sample)
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"task": {"title": "Fix flaky login test", "description": "The OAuth callback times out in CI",
+                     "required_skills": ["python", "testing"], "story_points": 3, "priority": "high"},
+            "candidates": sample["candidates"], "top_k": 3}
+    with httpx.Client(base_url=running.url, timeout=60) as client:
+        r = client.post("/api/v1/ml/assign-task", json=body, headers=headers)
+        r.raise_for_status()
+        a = r.json()
+        ctx.console.print(f"POST /api/v1/ml/assign-task -> {a['recommended_user']} (confidence "
+                          f"{a['confidence']:.2f}, model v{a['model_version']}, {a['latency_ms']:.0f} ms in the "
+                          f"ingress)")
+        if sample.get("project_id"):
+            r = client.post("/api/v1/ml/predict-timeline", json={"project_id": sample["project_id"]},
+                            headers=headers)
+            if r.status_code == 200:
+                t = r.json()
+                ctx.console.print(f"POST /api/v1/ml/predict-timeline -> {sample['project_id']}: expected "
+                                  f"{t['expected']} ({t['best']} .. {t['worst']}), {t['risk_class']}, "
+                                  f"{len(t['at_risk_tasks'])} at-risk task(s)")
+            else:
+                ctx.console.print(f"POST /api/v1/ml/predict-timeline -> HTTP {r.status_code}: {r.text[:200]}")
+    ctx.console.print(f"member key for workspace {sample['workspace_id']} (shown once): {token}")
+    for line in lines:
+        ctx.console.print(line, soft_wrap=True, highlight=False)
+    ctx.summary.append(("serving", f"Ray Serve app up at {running.url} (OpenAPI {running.url}/docs); "
+                                   f"assign-task answered with model v{a['model_version']}"))
+    ctx.state["serving_url"] = running.url
+    ctx.state["wait"] = ctx.wait and sys.stdin.isatty()
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("start or join Ray", step_ray),
     ("import datasets", step_import),
     ("simulate a workspace", step_simulate),
     ("build the feature platform (Ray Data -> validation -> Feast)", step_features),
     ("train, register and query the task-assignment model (Ray Train, MLflow)", step_assignment),
+    ("train, register and query the project timeline forecaster (MLflow)", step_timeline),
+    ("serve the models: Ray Serve app behind the FastAPI ingress", step_serve),
 ]
 
 
-def run_demo(settings: Settings, events: int = 200_000, seed: int = 0) -> DemoContext:
+def run_demo(settings: Settings, events: int = 200_000, seed: int = 0, port: int = 8000,
+             wait: bool = True) -> DemoContext:
     console = Console()
-    ctx = DemoContext(settings=settings, events=events, seed=seed, console=console)
+    ctx = DemoContext(settings=settings, events=events, seed=seed, console=console, port=port, wait=wait)
     t_all = time.perf_counter()
     for i, (title, fn) in enumerate(STEPS, 1):
         console.rule(f"[{i}/{len(STEPS)}] {title}")
@@ -189,4 +283,15 @@ def run_demo(settings: Settings, events: int = 200_000, seed: int = 0) -> DemoCo
     table.add_row("state folder", str(settings.home))
     table.add_row("total time", f"{time.perf_counter() - t_all:.1f} s")
     console.print(table)
+    if ctx.state.get("wait"):
+        console.print(f"the app stays up at {ctx.state['serving_url']}: run the curl lines above; Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    if ctx.state.get("serving_url"):
+        from ray import serve
+
+        serve.shutdown()
     return ctx

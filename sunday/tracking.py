@@ -30,8 +30,11 @@ def configure(settings) -> str:
     settings.ensure_dirs()
     quiet_env()
     uri = settings.resolved_mlflow_uri
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if before is None:  # mlflow exports the URI to the environment, where Settings would read it as the user's
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # MLflow 3.17's SQL store trips SQLAlchemy's deprecation of `noload` on every start: not ours to fix

@@ -89,6 +89,9 @@ def validate_event(event: Mapping[str, Any]) -> dict:
     return _validated(event)[0]
 
 
+TS_MIN, TS_MAX = pd.Timestamp("1970-01-01"), pd.Timestamp("2200-01-01")  # event times the features can hold
+
+
 def _validated(event: Mapping[str, Any]) -> tuple[dict, pd.DataFrame]:
     from sunday.schema import get_spec, validate
 
@@ -109,11 +112,18 @@ def _validated(event: Mapping[str, Any]) -> tuple[dict, pd.DataFrame]:
             raise ValidationError(TABLE, "timestamp", f"cannot be read as a timestamp: {ts!r}", 0,
                                   f"event_id={key!r}")
     if ts is not None:
-        ts = pd.Timestamp(ts)
+        try:
+            ts = pd.Timestamp(ts)
+        except (ValueError, OverflowError):
+            raise ValidationError(TABLE, "timestamp", f"is out of range: {raw.get('timestamp')!r}", 0,
+                                  f"event_id={key!r}") from None
         if pd.isna(ts):
             ts = None
         elif ts.tzinfo is not None:
             ts = ts.tz_convert("UTC").tz_localize(None)
+        if ts is not None and not TS_MIN <= ts <= TS_MAX:
+            raise ValidationError(TABLE, "timestamp", f"must lie between {TS_MIN.date()} and {TS_MAX.date()}, "
+                                                      f"got {ts}", 0, f"event_id={key!r}")
         raw["timestamp"] = None if ts is None else ts.to_pydatetime()
     for k, v in list(raw.items()):  # NaN / NaT / pd.NA -> None so that "required" catches them
         if v is not None and not isinstance(v, (list, tuple, dict)) and pd.isna(v):

@@ -92,6 +92,16 @@ class RankerConfig:
     outcome_min_rows: int = 30  # known outcomes needed to fit the completion / quality models
 
 
+@dataclass
+class RankRequest:
+    """One task to rank for :meth:`AssignmentRanker.rank_many` (the arguments of :meth:`AssignmentRanker.rank`)."""
+
+    task: Mapping[str, Any]
+    candidates: Any  # DataFrame or list of candidate dicts
+    weights: Any = None  # RankWeights | mapping | None
+    team_open_points: Mapping[str, float] | None = None
+
+
 class InvalidInput(ValueError):
     """Bad request for ``rank`` (empty candidate list, task without text, ...): the message names the field."""
 
@@ -193,19 +203,60 @@ class AssignmentRanker:
         ``explain``: how many of the best candidates get their top feature contributions as reasons (None: all;
         default: ``config.explain_top``); the others get an empty list.
         """
-        w = RankWeights.of(weights)
-        pairs = self.pair_frame(task, candidates, require_text=require_text)
+        return self.rank_many([RankRequest(task, candidates, weights, team_open_points)], require_text=require_text,
+                              explain=explain)[0]
+
+    def rank_many(self, requests: Sequence["RankRequest"], require_text: bool = False,
+                  explain: int | None | str = "config") -> list[list[Recommendation]]:
+        """:meth:`rank` for several tasks at once: one model call over all their candidates (and one SHAP call over
+        the explained ones), so a batch costs little more than its largest member. Every request is validated
+        first; a bad one raises :class:`InvalidInput` before anything is scored (callers that need per-request
+        errors validate with :meth:`pair_frame` first)."""
+        if not requests:
+            return []
+        weights = [RankWeights.of(r.weights) for r in requests]
+        frames = [self.pair_frame(r.task, r.candidates, require_text=require_text) for r in requests]
+        bounds = np.cumsum([0] + [len(f) for f in frames])
+        pairs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         X = pair_features(pairs)
         pred = self.predict_frame(pairs, X)
+        n_explain = self.config.explain_top if explain == "config" else explain
+        parts, explained = [], []
+        for k, (req, w) in enumerate(zip(requests, weights)):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            part = self._blend(req, w, pairs.iloc[lo:hi], pred.iloc[lo:hi])
+            parts.append(part)
+            order = part["order"]
+            explained.extend(lo + (order if n_explain is None else order[: max(0, int(n_explain))]))
+        reasons: dict[int, list] = {}
+        if explained:
+            idx = np.asarray(explained)
+            contrib = self.lgbm_.contributions(X.iloc[idx])[:, : len(FEATURES)]
+            values = X.to_numpy()
+            reasons = {int(i): self._reasons(contrib[k], values[i]) for k, i in enumerate(idx)}
+        out = []
+        for k, part in enumerate(parts):
+            lo = int(bounds[k])
+            out.append([Recommendation(
+                user_id=part["user_ids"][i], score=float(part["share"][i]),
+                completion_probability=float(part["completion"][i]), expected_quality=float(part["quality"][i]),
+                estimated_hours=None if part["hours"] is None else float(part["hours"][i]),
+                gini_after=float(part["gini_after"][i]), final_score=float(part["final"][i]),
+                reasons=reasons.get(lo + int(i), []),
+            ) for i in part["order"]])
+        return out
+
+    def _blend(self, req: "RankRequest", w: RankWeights, pairs: pd.DataFrame, pred: pd.DataFrame) -> dict[str, Any]:
+        """One task's multi-objective ordering from its candidates' predictions (see the module doc)."""
         logit = pred["score_logit"].to_numpy()
         share = np.exp(logit - logit.max())
         share /= share.sum()
-        points = pd.to_numeric(pd.Series([task.get("story_points")]), errors="coerce").iloc[0]
+        points = pd.to_numeric(pd.Series([req.task.get("story_points")]), errors="coerce").iloc[0]
         add = float(points) if np.isfinite(points) and points > 0 else 1.0
         loads = pd.to_numeric(pairs.get("open_points", pd.Series(np.nan, index=pairs.index)), errors="coerce")
         loads = loads.fillna(0.0).to_numpy(dtype="float64")
         candidate_ids = set(pairs["user_id"])
-        others = np.array([float(v) for u, v in (team_open_points or {}).items() if u not in candidate_ids],
+        others = np.array([float(v) for u, v in (req.team_open_points or {}).items() if u not in candidate_ids],
                           dtype="float64")
         g_after = gini_after_each(np.r_[loads, others], add)[: len(loads)]
         completion = pred["completion"].to_numpy()
@@ -214,22 +265,9 @@ class AssignmentRanker:
         balance = (g_after.max() - g_after) / spread if spread > 1e-12 else np.ones(len(g_after))
         final = (w.score * share / share.max() + w.completion * completion + w.quality * quality / 5.0
                  + w.balance * balance)
-        hours = self._hours(pairs, points)
-        values = X.to_numpy()
-        user_ids = pairs["user_id"].astype(str).tolist()
-        order = np.argsort(-final, kind="stable")
-        n_explain = self.config.explain_top if explain == "config" else explain
-        explained = order if n_explain is None else order[: max(0, int(n_explain))]
-        reasons: dict[int, list] = {}
-        if len(explained):
-            contrib = self.lgbm_.contributions(X.iloc[explained])[:, : len(FEATURES)]
-            reasons = {int(i): self._reasons(contrib[k], values[i]) for k, i in enumerate(explained)}
-        return [Recommendation(
-            user_id=user_ids[i], score=float(share[i]),
-            completion_probability=float(completion[i]), expected_quality=float(quality[i]),
-            estimated_hours=None if hours is None else float(hours[i]), gini_after=float(g_after[i]),
-            final_score=float(final[i]), reasons=reasons.get(int(i), []),
-        ) for i in order]
+        return {"share": share, "completion": completion, "quality": quality, "gini_after": g_after,
+                "final": final, "hours": self._hours(pairs, points), "order": np.argsort(-final, kind="stable"),
+                "user_ids": pairs["user_id"].astype(str).tolist()}
 
     # ------------------------------------------------------------- helpers
     @staticmethod

@@ -87,18 +87,88 @@ class TaskRequest:
         }
 
 
-def task_embedder(settings):
-    """``[title, description] -> (1, 384)`` MiniLM task vectors, the feature platform's way (its cache)."""
+def task_embedder(settings, cache: str = "readwrite"):
+    """``(titles, descriptions) -> (n, 384)`` MiniLM task vectors, the feature platform's way.
+
+    ``cache``: ``"readwrite"`` goes through the platform's embedding cache and adds new texts to it (the demo,
+    jobs); ``"readonly"`` (serving) reads the platform's cache once -- every task the platform has seen is
+    already embedded there -- and encodes only unseen texts, kept in a bounded in-memory LRU (replicas never write
+    to disk, memory never grows with traffic); ``"none"`` always encodes."""
     from sunday.features.embeddings import TextEmbedder
 
-    embedder = TextEmbedder.for_settings(settings)
-    return lambda texts: embedder.task_vectors(texts[:1], texts[1:])
+    embedder = TextEmbedder.for_settings(settings, progress=False)
+    if cache == "readwrite":
+        return embedder.task_vectors
+    if cache not in ("readonly", "none"):
+        raise ValueError(f"cache must be readwrite, readonly or none, got {cache!r}")
+    return ServingTextEncoder(embedder if cache == "readonly" else None, embedder.text_mode)
+
+
+class ServingTextEncoder:
+    """Task vectors for serving: a read-only copy of the platform's embedding cache, then one encoder call per
+    batch for the texts it lacks (LRU of ``max_new`` recent ones)."""
+
+    def __init__(self, embedder: Any | None, mode: str, max_new: int = 20_000):
+        from collections import OrderedDict
+
+        from sunday.features.embeddings import DIM, EmbeddingLookup
+
+        self.mode, self.max_new = mode, max_new
+        self.known = embedder.lookup() if embedder is not None else EmbeddingLookup(np.zeros(0), np.zeros((0, DIM)))
+        self.recent: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self.stats = {"cached": 0, "encoded": 0}
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        from sunday.features.embeddings import DIM, load_model, text_keys
+
+        keys = text_keys(texts)
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        pos, found = self.known.find(keys)
+        out[found] = self.known.vectors[pos[found]]
+        todo: dict[int, list[int]] = {}
+        for i in np.flatnonzero(~found):
+            k = int(keys[i])
+            if k in self.recent:
+                out[i] = self.recent[k]
+                self.recent.move_to_end(k)
+            else:
+                todo.setdefault(k, []).append(int(i))
+        if todo:
+            firsts = [idx[0] for idx in todo.values()]
+            vecs = load_model().encode([texts[i] for i in firsts], batch_size=64, convert_to_numpy=True,
+                                       show_progress_bar=False)
+            for (k, idx), v in zip(todo.items(), vecs):
+                out[idx] = v
+                self.recent[k] = v
+            while len(self.recent) > self.max_new:
+                self.recent.popitem(last=False)
+        self.stats["encoded"] += len(todo)
+        self.stats["cached"] += len(texts) - sum(len(v) for v in todo.values())
+        return out
+
+    def __call__(self, titles: Sequence[str], descriptions: Sequence[str]) -> np.ndarray:
+        from sunday.features.embeddings import combine, task_texts
+
+        self._vectors(task_texts(titles, descriptions, self.mode))  # one encoder call for the whole batch
+        return combine(self._vectors, titles, descriptions, self.mode)
+
+
+@dataclass
+class Prepared:
+    """A validated request: the task's features (embedding added by :meth:`AssignmentService.embed_many`), its
+    candidate ids, weights and how many alternatives to return."""
+
+    task: dict[str, Any]
+    candidate_ids: list[str]
+    weights: RankWeights
+    top_k: int | None = None
 
 
 class AssignmentService:
     def __init__(self, ranker: AssignmentRanker, online: Any, embed: Any = None, version: str | None = None):
-        """``online``: an :class:`sunday.features.online.OnlineFeatures`; ``embed``: texts -> vectors (MiniLM) for
-        the task embedding, or None to leave ``embed_sim`` out."""
+        """``online``: an :class:`sunday.features.online.OnlineFeatures` (anything with ``get_columns``);
+        ``embed``: ``(titles, descriptions) -> vectors`` (:func:`task_embedder`), or None to leave ``embed_sim``
+        out."""
         self.ranker = ranker
         self.online = online
         self.embed = embed
@@ -106,51 +176,98 @@ class AssignmentService:
 
     @classmethod
     def from_registry(cls, settings, name: str = "task_assignment", alias: str = "champion",
-                      embeddings: bool = True) -> "AssignmentService":
+                      embeddings: bool = True, version: str | None = None, online: Any = None) -> "AssignmentService":
+        """The registered model's ``alias`` version (or ``version``), features from ``online`` (default: the
+        project's online store)."""
         import tempfile
         from pathlib import Path
 
         from sunday import tracking
+        from sunday.errors import SundayError
         from sunday.features.online import OnlineFeatures
 
         tracking.configure(settings)
-        version = tracking.alias_version(name, alias)
         if version is None:
-            from sunday.errors import SundayError
+            version = tracking.alias_version(name, alias)
+            if version is None:
+                raise SundayError(f"no '{alias}' version of model '{name}' (run: python train_jobs/assignment.py)")
+        ranker = AssignmentRanker.load(tracking.download_version(name, str(version), Path(tempfile.mkdtemp())))
+        embed = task_embedder(settings, cache="readonly") if embeddings else None
+        return cls(ranker, online if online is not None else OnlineFeatures(settings), embed=embed,
+                   version=str(version))
 
-            raise SundayError(f"no '{alias}' version of model '{name}' (run: python train_jobs/assignment.py)")
-        ranker = AssignmentRanker.load(tracking.download_version(name, version, Path(tempfile.mkdtemp())))
-        embed = task_embedder(settings) if embeddings else None
-        return cls(ranker, OnlineFeatures(settings), embed=embed, version=version)
+    # -- the steps of a request (the Serve deployment runs them across a batch) -------------------------------
+    @staticmethod
+    def prepare(task: Mapping[str, Any], candidate_ids: Sequence[str],
+                weights: RankWeights | Mapping[str, float] | None = None, top_k: int | None = None) -> Prepared:
+        """Validate one request (InvalidInput names the field); no model or store is touched."""
+        request = TaskRequest.of(task)
+        ids = check_candidates(candidate_ids)
+        try:
+            w = RankWeights.of(weights)
+        except ValueError as exc:
+            raise InvalidInput(f"weights: {exc}") from None
+        if top_k is not None and int(top_k) < 1:
+            raise InvalidInput(f"top_k must be >= 1, got {top_k}")
+        feats = request.features()
+        return Prepared(feats, ids, w, None if top_k is None else int(top_k))
 
-    def candidates(self, user_ids: Sequence[str]) -> pd.DataFrame:
-        """Latest online features of each candidate; UnknownUser for ids the store has never seen."""
-        if not isinstance(user_ids, (list, tuple)) or not user_ids:
-            raise InvalidInput("candidates: give a non-empty list of user ids")
-        if len(user_ids) > MAX_CANDIDATES:
-            raise InvalidInput(f"candidates: at most {MAX_CANDIDATES} per request, got {len(user_ids)}")
-        ids = [str(u) for u in user_ids]
-        if any(not u.strip() for u in ids):
-            raise InvalidInput("candidates: user ids must not be empty")
-        cols = self.online.get_columns(list(USER_GROUPS), [{"user_id": u} for u in ids])
-        frame = pd.DataFrame(cols)
+    def embed_many(self, prepared: Sequence[Prepared]) -> None:
+        """Add ``task_embedding`` to every prepared task in one encoder call."""
+        if self.embed is None or not prepared:
+            return
+        vectors = self.embed([p.task["title"] for p in prepared], [p.task["description"] for p in prepared])
+        for p, v in zip(prepared, vectors):
+            p.task["task_embedding"] = np.asarray(v)
+
+    @staticmethod
+    def candidate_frame(candidate_ids: Sequence[str], columns: Mapping[str, list]) -> pd.DataFrame:
+        """The candidates' online feature columns as a frame; UnknownUser for ids the store has never seen."""
+        frame = pd.DataFrame(columns)
         known = frame["completed_count"].notna() | frame["skill_task_count"].notna() \
             | frame["open_task_count"].notna()
         if not known.all():
-            missing = [u for u, k in zip(ids, known) if not k]
+            missing = [u for u, k in zip(candidate_ids, known) if not k]
             raise UnknownUser(f"candidates: unknown user id(s) {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
         return frame
 
-    def recommend(self, task: Mapping[str, Any], candidate_ids: Sequence[str],
-                  weights: RankWeights | Mapping[str, float] | None = None, top_k: int | None = None) -> dict:
-        request = TaskRequest.of(task)
-        feats = request.features()
-        if self.embed is not None:
-            feats["task_embedding"] = np.asarray(self.embed([request.title, request.description])[0])
-        frame = self.candidates(candidate_ids)
-        recs = self.ranker.rank(feats, frame, weights=weights)
-        shown = recs if top_k is None else recs[: max(1, int(top_k))]
+    def candidates(self, user_ids: Sequence[str]) -> pd.DataFrame:
+        """Latest online features of each candidate; UnknownUser for ids the store has never seen."""
+        ids = check_candidates(user_ids)
+        return self.candidate_frame(ids, self.online.get_columns(list(USER_GROUPS), [{"user_id": u} for u in ids]))
+
+    def score_many(self, prepared: Sequence[Prepared], frames: Sequence[pd.DataFrame]) -> list[dict]:
+        """Rank every prepared request against its candidate frame in one model call; the response dicts."""
+        from sunday.models.assignment.ranker import RankRequest
+
+        ranked = self.ranker.rank_many([RankRequest(p.task, f, p.weights) for p, f in zip(prepared, frames)])
+        return [self._answer(p, recs) for p, recs in zip(prepared, ranked)]
+
+    def _answer(self, p: Prepared, recs: list) -> dict:
+        shown = recs if p.top_k is None else recs[: p.top_k]
         best = recs[0]
         return {"recommended_user": best.user_id, "confidence": best.score,
                 "alternatives": [r.to_dict() for r in shown], "model_version": self.version,
-                "weights": RankWeights.of(weights).__dict__}
+                "weights": p.weights.__dict__}
+
+    # -- in process -------------------------------------------------------------------------------------------
+    def recommend(self, task: Mapping[str, Any], candidate_ids: Sequence[str],
+                  weights: RankWeights | Mapping[str, float] | None = None, top_k: int | None = None) -> dict:
+        p = self.prepare(task, candidate_ids, weights, top_k)
+        frame = self.candidates(p.candidate_ids)
+        self.embed_many([p])
+        return self.score_many([p], [frame])[0]
+
+
+def check_candidates(user_ids: Sequence[str]) -> list[str]:
+    if not isinstance(user_ids, (list, tuple)) or not user_ids:
+        raise InvalidInput("candidates: give a non-empty list of user ids")
+    if len(user_ids) > MAX_CANDIDATES:
+        raise InvalidInput(f"candidates: at most {MAX_CANDIDATES} per request, got {len(user_ids)}")
+    ids = [str(u) for u in user_ids]
+    if any(not u.strip() for u in ids):
+        raise InvalidInput("candidates: user ids must not be empty")
+    if len(set(ids)) != len(ids):
+        dup = next(u for u in ids if ids.count(u) > 1)
+        raise InvalidInput(f"candidates: user_id {dup!r} appears more than once")
+    return ids

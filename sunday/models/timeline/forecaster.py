@@ -417,36 +417,3 @@ class TimelineForecaster:
         meta = json.loads((path / "meta.json").read_text())
         return cls(config=TimelineConfig.from_dict(meta["config"]), stats_=meta["stats"],
                    state_=torch.load(path / "model.pt", weights_only=True), conformal_=meta["conformal"])
-
-
-def tune_forecaster(train: Snapshots, valid: Snapshots, num_samples: int = 4, epochs: int = 15,
-                    seed: int = 0) -> dict[str, Any]:
-    """Ray Tune random search over hidden size, dropout and learning rate; metric = validation MAE (days) of p50.
-    Ray must be running. Returns ``{"best_config": ..., "results": [...]}``."""
-    import ray
-    from ray import tune
-
-    if not ray.is_initialized():
-        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
-    train_ref, valid_ref = ray.put(train), ray.put(valid)
-
-    def trainable(params):
-        import ray as _ray
-
-        cfg = TimelineConfig(hidden=int(params["hidden"]), static_hidden=int(params["hidden"]),
-                             dropout=float(params["dropout"]), lr=float(params["lr"]), epochs=epochs, seed=seed,
-                             calibration_fraction=0.0)
-        tr, va = _ray.get(train_ref), _ray.get(valid_ref)
-        model = TimelineForecaster(cfg).fit(tr)
-        q = model.predict_quantiles(va)
-        return {"mae": float(np.abs(q[:, 1] - va.target).mean())}
-
-    space = {"hidden": tune.choice([32, 48, 64]), "dropout": tune.uniform(0.05, 0.3),
-             "lr": tune.loguniform(1e-3, 6e-3)}
-    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=space,
-                       tune_config=tune.TuneConfig(metric="mae", mode="min", num_samples=num_samples,
-                                                   max_concurrent_trials=1))
-    results = tuner.fit()
-    best = results.get_best_result()
-    return {"best_config": best.config, "best_mae": best.metrics["mae"],
-            "results": [{**r.config, "mae": r.metrics.get("mae")} for r in results if r.metrics]}

@@ -16,11 +16,19 @@ today; the cut is its last day. Bad input:
 The dates are always real dates, never NaN: expected = cut + p50, best = cut + p10, worst = cut + p90 (days).
 Main drivers: the static features whose replacement by the training mean moves p50 the most (signed days), and the
 days of the window the attention weighs most.
+
+At-risk tasks (optional): ``predict_timeline(model, project, tasks=features, task_model=risk_model)`` adds
+``at_risk_tasks``, the project's open tasks ranked by P(delayed) of
+:class:`sunday.models.timeline.task_risk.TaskDelayRisk` (``features``: rows of
+:func:`sunday.models.timeline.task_risk.task_risk_features`; when the project dict names a ``project_id`` and the
+frame has that column, only that project's rows). Without them ``at_risk_tasks`` is ``[]``. Bad input: ``tasks``
+without ``task_model``, a frame missing a required column, or a missing / non-date due date -> SundayError naming
+the field.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,6 +39,9 @@ from sunday.models.timeline.data import (
     RISK_CLASSES, SERIES_COLUMNS, STATIC_COLUMNS, WINDOW, Snapshots, clean_history, project_features,
 )
 from sunday.models.timeline.forecaster import TimelineForecaster
+
+if TYPE_CHECKING:
+    from sunday.models.timeline.task_risk import TaskDelayRisk
 
 N_DRIVERS = 3
 
@@ -91,13 +102,42 @@ def drivers(model: TimelineForecaster, snap: Snapshots, n: int = N_DRIVERS) -> d
     return {"features": rows[:n], "attention_days": days}
 
 
+def _check_tasks(tasks: pd.DataFrame | None, task_model: TaskDelayRisk | None) -> None:
+    if tasks is None:
+        return
+    if task_model is None:
+        raise SundayError("tasks were given without a task_model (a fitted TaskDelayRisk) to score them")
+    from sunday.models.timeline.task_risk import check_task_frame
+
+    check_task_frame(tasks, task_model)
+
+
+def _at_risk(project: Mapping[str, Any], tasks: pd.DataFrame | None, task_model: TaskDelayRisk | None,
+             warnings: list[str]) -> list[dict[str, Any]]:
+    """The project's at-risk tasks (see the module docstring); [] when no tasks / task model are given."""
+    if tasks is None or task_model is None:
+        return []
+    from sunday.models.timeline.task_risk import at_risk_tasks
+
+    pid = project.get("project_id")
+    if pid is not None and "project_id" in tasks.columns:
+        mine = tasks[tasks["project_id"].astype(str) == str(pid)]
+        if mine.empty and len(tasks):
+            warnings.append(f"no task of project {pid!r} among the {len(tasks)} task rows given")
+        tasks = mine
+    return at_risk_tasks(task_model, tasks)
+
+
 def predict_timeline(model: TimelineForecaster, project: Mapping[str, Any], mc_samples: int = 0,
-                     fill_gaps: bool = True) -> dict[str, Any]:
+                     fill_gaps: bool = True, tasks: pd.DataFrame | None = None,
+                     task_model: TaskDelayRisk | None = None) -> dict[str, Any]:
     """Forecast one project: ``expected`` / ``best`` / ``worst`` (ISO dates), ``p10/p50/p90_days`` from the cut,
     ``risk`` (class -> probability), ``risk_class``, ``delay_days`` (expected vs planned end), ``drivers``,
-    ``uncertainty`` (MC-dropout spread of p50 when ``mc_samples``), ``warnings``."""
+    ``uncertainty`` (MC-dropout spread of p50 when ``mc_samples``), ``warnings``, ``at_risk_tasks`` (``tasks``:
+    task_risk_features rows, ``task_model``: a fitted TaskDelayRisk; [] without them)."""
     if project is None:
         raise SundayError("no project given")
+    _check_tasks(tasks, task_model)
     snap, cut, warnings = project_snapshot(project, fill_gaps=fill_gaps)
     q = model.predict_quantiles(snap, mc_samples=mc_samples)[0]
     risk = model.predict_risk(snap, mc_samples=mc_samples)[0]
@@ -118,6 +158,7 @@ def predict_timeline(model: TimelineForecaster, project: Mapping[str, Any], mc_s
         "risk_class": RISK_CLASSES[int(np.argmax(risk))],
         "drivers": drivers(model, snap), "warnings": warnings,
     }
+    out["at_risk_tasks"] = _at_risk(project, tasks, task_model, warnings)
     if mc_samples:
         s = model.sample(snap, mc_samples)[:, 0, 1]
         out["uncertainty"] = {"mc_samples": int(mc_samples), "p50_std_days": float(s.std())}

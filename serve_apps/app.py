@@ -1,0 +1,282 @@
+"""The Sunday ML Ray Serve application: a FastAPI ingress composed with model deployments.
+
+    serve run serve_apps.app:build_app                   # embedded defaults (state folder .sunday)
+    serve deploy serve_apps/serve_config.yaml            # on a running cluster
+    sunday serve                                         # local Ray + this app, prints curl lines
+
+Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
+
+* ``Ingress``: the FastAPI app of :mod:`sunday.serving.api` (keys, roles, workspace isolation, rate limit, audit
+  log, metrics); its backend calls the deployments below through DeploymentHandles.
+* ``Features``: the online store behind a short-TTL cache (:class:`~sunday.serving.feature_cache.CachedFeatures`).
+* ``Assignment``: the ``task_assignment`` champion; requests are batched with ``@serve.batch`` (one encoder call,
+  one online read and one LightGBM/network call per batch). ``user_config`` ``{"version": ...}`` /
+  ``{"alias": ...}`` swaps the model in place (``reconfigure``: load beside, then switch).
+* ``Timeline``: the ``project_timeline`` champion, batched likewise (optional: absent until one is registered).
+* ``Events``: the streaming feature consumer (one replica: it keeps the recent event history).
+
+Arguments (``serve run serve_apps.app:build_app key=value`` or ``args:`` in the config file): ``home`` (state
+folder), ``sim`` (simulation whose directory of users / projects / tasks and feature store to use; default
+``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0.004), ``timeline`` (true),
+``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``max_replicas``
+(caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+log = logging.getLogger("ray.serve")
+
+
+class AppArgs(BaseModel):
+    home: str | None = None
+    sim: str = "demo"
+    batching: bool = True
+    max_batch_size: int = 16
+    batch_wait_timeout_s: float = 0.004
+    timeline: bool = True
+    embeddings: bool = True
+    rate: float = 50.0
+    burst: float = 100.0
+    feature_ttl_s: float = 2.0
+    assignment_version: str | None = None
+    timeline_version: str | None = None
+    max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
+    runtime_env: dict | None = None  # for every replica (e.g. env_vars SUNDAY_HOME / PYTHONPATH when Ray runs
+    # already and was started elsewhere)
+
+
+def _settings(home: str | None):
+    from sunday.settings import get_settings
+
+    return get_settings(home=home).ensure_dirs()
+
+
+AUTOSCALING = {  # per deployment; ``max_replicas`` in the app args caps them all
+    "Features": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 64},
+    "Assignment": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 16, "upscale_delay_s": 10,
+                   "downscale_delay_s": 120},
+    "Timeline": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+    "Ingress": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 64},
+}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=200,
+                  autoscaling_config=AUTOSCALING["Features"])
+class Features:
+    def __init__(self, home: str | None, ttl_s: float = 2.0):
+        from sunday.features.online import OnlineFeatures
+        from sunday.serving.feature_cache import CachedFeatures
+
+        self.cache = CachedFeatures(OnlineFeatures(_settings(home)), ttl_s=ttl_s)
+
+    def get_columns(self, groups: list[str], rows: list[dict]) -> dict[str, list]:
+        return self.cache.get_columns(groups, rows)
+
+    def check_health(self) -> None:
+        pass
+
+
+class _Batched:
+    """``max_batch_size`` / ``batch_wait_timeout_s`` from the app args (``set_max_batch_size`` etc.)."""
+
+    def _configure_batching(self, method, size: int, wait: float) -> None:
+        method.set_max_batch_size(size)
+        method.set_batch_wait_timeout_s(wait)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, graceful_shutdown_timeout_s=20,
+                  health_check_period_s=10, autoscaling_config=AUTOSCALING["Assignment"])
+class Assignment(_Batched):
+    def __init__(self, home: str | None, features: DeploymentHandle, batching: bool = True,
+                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.004, embeddings: bool = True,
+                 version: str | None = None):
+        from sunday.serving.models import AssignmentModel
+
+        self.model = AssignmentModel(_settings(home), version=version, embeddings=embeddings)
+        self.model.warmup()
+        self.features = features
+        self.batching = batching
+        self._configure_batching(self.recommend_batched, max_batch_size if batching else 1, batch_wait_timeout_s)
+
+    async def reconfigure(self, user_config: dict) -> None:
+        """``{"version": "3"}`` or ``{"alias": "champion"}``: load beside the serving model, then switch."""
+        await asyncio.to_thread(self.model.reconfigure, user_config)
+        log.info("assignment model now %s", self.model.info())
+
+    async def _score(self, items: list[dict]) -> list[dict]:
+        from sunday.models.assignment.service import USER_GROUPS
+
+        prepared, results = self.model.prepare_batch(items)
+        ids = self.model.candidate_ids(prepared)
+        cols = await self.features.get_columns.remote(list(USER_GROUPS), [{"user_id": u} for u in ids]) \
+            if ids else {}
+        return self.model.finish_batch(prepared, results, ids, cols, [bool(i.get("explain", True)) for i in items])
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.004)
+    async def recommend_batched(self, items: list[dict]) -> list[dict]:
+        return await self._score(items)
+
+    async def recommend(self, item: dict) -> dict:
+        if self.batching:
+            return await self.recommend_batched(item)
+        return (await self._score([item]))[0]
+
+    def info(self) -> dict:
+        return self.model.info()
+
+    def check_health(self) -> None:
+        if not self.model.healthy():
+            raise RuntimeError("no assignment model loaded")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=32, graceful_shutdown_timeout_s=20,
+                  autoscaling_config=AUTOSCALING["Timeline"])
+class Timeline(_Batched):
+    def __init__(self, home: str | None, batching: bool = True, max_batch_size: int = 16,
+                 batch_wait_timeout_s: float = 0.004, version: str | None = None):
+        from sunday.errors import SundayError
+        from sunday.serving.models import TimelineModel
+
+        self.settings, self.version, self.model, self.missing = _settings(home), version, None, None
+        try:
+            self.model = TimelineModel(self.settings, version=version)
+        except SundayError as exc:  # no champion yet: answer 503 with the reason until one is deployed
+            self.missing = str(exc)
+        self.batching = batching
+        self._configure_batching(self.predict_batched, max_batch_size if batching else 1, batch_wait_timeout_s)
+
+    async def reconfigure(self, user_config: dict) -> None:
+        from sunday.serving.models import TimelineModel
+
+        if self.model is None:
+            self.model = await asyncio.to_thread(TimelineModel, self.settings, user_config.get("alias", "champion"),
+                                                 user_config.get("version"))
+            self.missing = None
+        else:
+            await asyncio.to_thread(self.model.reconfigure, user_config)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.004)
+    async def predict_batched(self, items: list[dict]) -> list[dict]:
+        return self.model.predict_batch(items)
+
+    async def predict(self, item: dict) -> dict:
+        if self.model is None:
+            return {"error": f"no timeline model: {self.missing}", "status": 503}
+        if self.batching:
+            return await self.predict_batched(item)
+        return self.model.predict_batch([item])[0]
+
+    def info(self) -> dict:
+        if self.model is None:
+            return {"name": "project_timeline", "version": None, "alias": None, "loaded_at": None}
+        return self.model.info()
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, num_replicas=1, max_ongoing_requests=16)
+class Events:
+    def __init__(self, home: str | None, sim: str):
+        from sunday.features.platform import simulation_path
+        from sunday.features.streaming import StreamingConsumer
+
+        settings = _settings(home)
+        self.consumer = StreamingConsumer(settings, simulation_path(settings, sim))
+
+    def ingest(self, events: list[dict]) -> dict:
+        from sunday.serving.api import ApiError, ingest_events
+
+        try:
+            return ingest_events(self.consumer, events)
+        except ApiError as exc:
+            return {"error": str(exc), "status": exc.status_code}
+
+
+class ServeBackend:
+    """The ingress's backend: DeploymentHandle calls (errors come back as ``{"error", "status"}`` dicts)."""
+
+    def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle):
+        self.assignment, self.timeline_handle, self.events = assignment, timeline, events
+
+    async def assign(self, item: dict) -> dict:
+        return await self.assignment.recommend.remote(item)
+
+    async def timeline(self, item: dict) -> dict:
+        if self.timeline_handle is None:
+            return {"error": "no timeline model is deployed (train one: python train_jobs/timeline.py)",
+                    "status": 503}
+        return await self.timeline_handle.predict.remote(item)
+
+    async def ingest(self, events: list[dict]) -> dict:
+        return await self.events.ingest.remote(events)
+
+    async def models(self) -> list[dict]:
+        handles = [h for h in (self.assignment, self.timeline_handle) if h is not None]
+        return list(await asyncio.gather(*[h.info.remote() for h in handles]))
+
+
+def _api():
+    from sunday.serving.api import build_api, current_context
+
+    return build_api(current_context)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=200, graceful_shutdown_timeout_s=20,
+                  autoscaling_config=AUTOSCALING["Ingress"])
+@serve.ingress(_api)
+class Ingress:
+    def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle, timeline: DeploymentHandle | None,
+                 events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0):
+        from sunday.features.platform import simulation_path
+        from sunday.serving.api import Context, set_context
+        from sunday.serving.audit import default_audit_log
+        from sunday.serving.directory import ProjectCatalog, WorkspaceDirectory
+        from sunday.serving.keys import default_keystore
+        from sunday.serving.metrics import ApiMetrics
+        from sunday.serving.ratelimit import RateLimit, RateLimitConfig, make_rate_limiter
+
+        settings = _settings(home)
+        sim_path = simulation_path(settings, sim)
+        set_context(Context(
+            backend=ServeBackend(assignment, timeline, events), keys=default_keystore(settings),
+            limiter=make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
+            audit=default_audit_log(settings), directory=WorkspaceDirectory.from_simulation(sim_path),
+            catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics()))
+
+    def check_health(self) -> None:
+        from sunday.serving.api import current_context
+
+        current_context()
+
+
+def build_app(args: dict | None = None):
+    """The application (``serve run serve_apps.app:build_app``; ``args`` as in the module docstring)."""
+    a = AppArgs(**(args or {}))
+    home = a.home or os.environ.get("SUNDAY_HOME")
+    settings = _settings(home)
+    home = str(settings.home)  # absolute, for replicas started elsewhere
+    def capped(d):
+        opts: dict[str, Any] = {}
+        if a.runtime_env:
+            opts["ray_actor_options"] = {**(d.ray_actor_options or {}), "runtime_env": a.runtime_env}
+        if a.max_replicas is not None and d.name in AUTOSCALING:
+            cfg = dict(AUTOSCALING[d.name], max_replicas=max(1, a.max_replicas))
+            cfg["min_replicas"] = min(cfg["min_replicas"], cfg["max_replicas"])
+            opts["autoscaling_config"] = cfg
+        return d.options(**opts) if opts else d
+
+    features = capped(Features).bind(home, a.feature_ttl_s)
+    assignment = capped(Assignment).bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
+                                         a.embeddings, a.assignment_version)
+    timeline = (capped(Timeline).bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
+                                      a.timeline_version) if a.timeline else None)
+    events = capped(Events).bind(home, a.sim)
+    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst)
+

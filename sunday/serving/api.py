@@ -1,0 +1,312 @@
+"""The serving API: one FastAPI app, ``/api/v1/ml/...``, used two ways.
+
+* Ray Serve (``serve_apps/app.py``): the ingress deployment wraps this app with ``@serve.ingress`` and its
+  :class:`Backend` calls the model deployments through DeploymentHandles (``@serve.batch`` inside them).
+* Plain FastAPI + uvicorn in one process (:class:`LocalBackend`): the usual alternative, kept as the latency
+  baseline of ``benchmarks/serve_latency.py`` and for tests without a cluster.
+
+Every route but ``/health`` needs ``Authorization: Bearer sk_...`` (HTTP 401 without a valid key). The key's role
+must reach the route's (viewer < member < admin, else 403); requests name only entities of the key's workspace
+(else 403; unknown ids 404); each workspace has a token bucket (429 with ``Retry-After``). A body that does not
+fit the schema is 422 naming the field. Every prediction (and event ingest) is appended to the audit log --
+committed before the response leaves, so a replica that dies loses no acknowledged record -- and counted in the
+request metrics (:mod:`sunday.serving.metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sunday.errors import SundayError
+from sunday.serving import schemas as S
+from sunday.serving.errors import ServingError, Unauthorized
+from sunday.serving.keys import Principal, Role, require
+
+PREFIX = "/api/v1/ml"
+
+
+class ApiError(ServingError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status_code = status
+
+
+class Backend(Protocol):
+    async def assign(self, item: dict) -> dict: ...
+    async def timeline(self, item: dict) -> dict: ...
+    async def ingest(self, events: list[dict]) -> dict: ...
+    async def models(self) -> list[dict]: ...
+
+
+@dataclass
+class Context:
+    backend: Backend
+    keys: Any  # KeyStore
+    limiter: Any  # TokenBucket
+    audit: Any  # AuditLog
+    directory: Any  # WorkspaceDirectory
+    catalog: Any = None  # ProjectCatalog (timeline inputs by project id)
+    metrics: Any = None  # ApiMetrics
+    extra: dict = field(default_factory=dict)
+
+
+_CURRENT: dict[str, Context] = {}
+
+
+def set_context(ctx: Context) -> None:
+    """The process's live context (a Serve ingress replica sets it in ``__init__``)."""
+    _CURRENT["ctx"] = ctx
+
+
+def current_context() -> Context:
+    try:
+        return _CURRENT["ctx"]
+    except KeyError:
+        raise ApiError(503, "the API is starting: no context yet") from None
+
+
+def unwrap(result: dict) -> dict:
+    """A backend result, or the ApiError it carries (``{"error": ..., "status": ...}``)."""
+    if isinstance(result, dict) and "error" in result and "status" in result:
+        raise ApiError(int(result["status"]), str(result["error"]))
+    return result
+
+
+def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastAPI:
+    """The app; ``context()`` gives the live :class:`Context` (set once the process has built it)."""
+    app = FastAPI(title=title, version="1", description="Machine-learning API of the Sunday work-management "
+                  "platform: task assignment, project timelines, event ingest. Bearer API keys per workspace.")
+    bearer = HTTPBearer(auto_error=False, description="API key: sunday keys create --workspace W --role member")
+
+    @app.exception_handler(ServingError)
+    async def _serving_error(_request: Request, exc: ServingError):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=exc.headers())
+
+    @app.exception_handler(SundayError)
+    async def _sunday_error(_request: Request, exc: SundayError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def principal(role: Role) -> Callable[..., Awaitable[Principal]]:
+        async def dep(request: Request,
+                      credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+            ctx = context()
+            if credentials is None:
+                raise Unauthorized("missing Authorization header (expected 'Bearer sk_...')")
+            p = ctx.keys.verify(credentials.credentials)
+            if p is None:
+                raise Unauthorized("invalid, revoked or expired API key")
+            require(p, role)
+            ctx.limiter.check(p.workspace_id)
+            request.state.principal = p
+            return p
+
+        return dep
+
+    async def audited(endpoint: str, p: Principal, body: Any, call: Callable[[], Awaitable[dict]],
+                      model_name: str | None = None, request_id: str | None = None) -> tuple[dict, str]:
+        ctx = context()
+        request_id = request_id or uuid.uuid4().hex
+        t0 = time.perf_counter()
+        status, version, result = 200, None, None
+        try:
+            result = unwrap(await call())
+            version = result.get("model_version")
+            return result, request_id
+        except ServingError as exc:
+            status = exc.status_code
+            raise
+        except SundayError:
+            status = 422
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            ms = (time.perf_counter() - t0) * 1e3
+            if result is not None:
+                result["latency_ms"] = ms
+            await asyncio.to_thread(ctx.audit.record, endpoint=endpoint, status=status, principal=p, request=body,
+                                    model_name=model_name, model_version=version, latency_ms=ms,
+                                    request_id=request_id)
+            if ctx.metrics is not None:
+                ctx.metrics.observe(endpoint, status, ms, version)
+
+    @app.get(f"{PREFIX}/health", tags=["ops"])
+    async def health() -> dict:
+        """Liveness and the loaded model versions (no key needed)."""
+        return {"status": "ok", "models": await context().backend.models()}
+
+    @app.post(f"{PREFIX}/assign-task", response_model=S.AssignResponse, tags=["assignment"],
+              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
+                         429: {"model": S.Problem}})
+    async def assign_task(body: S.AssignRequest, request: Request, response: Response,
+                          p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """Rank the candidates for a task: recommended user, alternatives with completion probability,
+        expected quality, hours, team Gini after, reasons; the model version that answered."""
+        context().directory.check("user", body.candidates, p.workspace_id)
+        item = {"task": body.task.model_dump(), "candidates": body.candidates, "top_k": body.top_k,
+                "weights": None if body.weights is None else body.weights.model_dump(), "explain": body.explain}
+        result, rid = await audited("assign-task", p, body.model_dump(mode="json"),
+                                    lambda: context().backend.assign(item), "task_assignment", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/predict-timeline", response_model=S.TimelineResponse, tags=["timeline"],
+              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
+                         429: {"model": S.Problem}})
+    async def predict_timeline(body: S.TimelineRequest, request: Request, response: Response,
+                               p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """Expected / best / worst completion dates (p50 / p10 / p90), risk class probabilities, drivers."""
+        ctx = context()
+        ctx.directory.check("project", [body.project_id], p.workspace_id)
+        if body.history is None:
+            if ctx.catalog is None:
+                raise ApiError(422, "history: this server has no feature store to read it from; send it")
+            item = await asyncio.to_thread(ctx.catalog.project, body.project_id)
+        else:
+            import pandas as pd
+
+            item = {"project_id": body.project_id,
+                    "history": pd.DataFrame([d.model_dump() for d in body.history])}
+        for k in ("start_date", "planned_end", "remaining_points", "team_size", "team_capacity_hours"):
+            v = getattr(body, k)
+            if v is not None:
+                item[k] = v
+        if item.get("planned_end") is None:
+            raise ApiError(422, "planned_end: required when the project is not in the feature store")
+        item["mc_samples"] = body.mc_samples
+        result, rid = await audited("predict-timeline", p, body.model_dump(mode="json", exclude={"history"}),
+                                    lambda: ctx.backend.timeline(item), "project_timeline", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/events", response_model=S.EventsResponse, tags=["features"],
+              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
+                         429: {"model": S.Problem}})
+    async def events(body: S.EventsRequest, request: Request, response: Response,
+                     p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """Ingest task events into the streaming feature consumer (fresh online features for the models)."""
+        ctx = context()
+        d = ctx.directory
+        rows, created = [], set()
+        for i, e in enumerate(body.events):
+            if e.workspace_id != p.workspace_id:
+                raise ApiError(403, f"events[{i}].workspace_id: key may not write workspace '{e.workspace_id}'")
+            if e.project_id is not None:
+                d.check("project", [e.project_id], p.workspace_id)
+            if e.user_id is not None:
+                d.check("user", [e.user_id], p.workspace_id)
+            if e.event_type == "created":
+                if d.workspace_of("task", e.task_id) not in (None, p.workspace_id):
+                    raise ApiError(403, f"events[{i}].task_id: task belongs to another workspace")
+                created.add(e.task_id)
+            elif e.task_id not in created:
+                d.check("task", [e.task_id], p.workspace_id)
+            rows.append(e.model_dump())
+        result, rid = await audited("events", p, {"events": len(rows)}, lambda: ctx.backend.ingest(rows),
+                                    request_id=request_id(request))
+        for task_id in created:
+            d.add("task", task_id, p.workspace_id)
+        set_request_id(request, response, rid)
+        return result
+
+    @app.get(f"{PREFIX}/models", response_model=S.ModelsResponse, tags=["ops"])
+    async def models(p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """The model versions serving now."""
+        return {"models": await context().backend.models()}
+
+    @app.get(f"{PREFIX}/admin/audit", response_model=S.AuditResponse, tags=["admin"])
+    async def audit(limit: int = 50, p: Principal = Depends(principal(Role.ADMIN))) -> dict:
+        """The latest audit records of the caller's workspace (admin keys only)."""
+        if not 1 <= limit <= 1000:
+            raise ApiError(422, "limit: must be between 1 and 1000")
+        recs = await asyncio.to_thread(context().audit.read, p.workspace_id, None, limit)
+        return {"records": [_jsonable(r.to_dict()) for r in recs]}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        m = context().metrics
+        text = m.exposition() if m is not None else None
+        if text is None:
+            return Response("metrics are exported on Ray's Prometheus endpoint\n", media_type="text/plain")
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(request: Request) -> str | None:
+    """The caller's (or Serve's proxy's) ``X-Request-ID`` when well formed: the audit record carries it."""
+    rid = request.headers.get("x-request-id")
+    return rid if rid and _REQUEST_ID.match(rid) else None
+
+
+def set_request_id(request: Request, response: Response, rid: str) -> None:
+    if request_id(request) != rid:  # Serve's proxy echoes the incoming id itself
+        response.headers["X-Request-ID"] = rid
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()}
+
+
+# -- in process: the plain FastAPI backend ------------------------------------------------------------------------
+
+class LocalBackend:
+    """All models in this process (no Ray): the plain FastAPI + uvicorn alternative. Model calls run in the
+    thread pool, the way a FastAPI app serves a synchronous model."""
+
+    def __init__(self, assignment=None, features=None, timeline=None, consumer=None):
+        self.assignment, self.features, self.timeline_model, self.consumer = assignment, features, timeline, consumer
+
+    async def assign(self, item: dict) -> dict:
+        if self.assignment is None:
+            raise ApiError(503, "no assignment model is loaded")
+        return (await asyncio.to_thread(self.assignment.recommend_batch, [item], self.features))[0]
+
+    async def timeline(self, item: dict) -> dict:
+        if self.timeline_model is None:
+            raise ApiError(503, "no timeline model is loaded (train one: python train_jobs/timeline.py)")
+        return (await asyncio.to_thread(self.timeline_model.predict_batch, [item]))[0]
+
+    async def ingest(self, events: list[dict]) -> dict:
+        if self.consumer is None:
+            raise ApiError(503, "no streaming consumer in this server")
+        return await asyncio.to_thread(ingest_events, self.consumer, events)
+
+    async def models(self) -> list[dict]:
+        return [m.info() for m in (self.assignment, self.timeline_model) if m is not None]
+
+
+def ingest_events(consumer, events: list[dict]) -> dict:
+    """Run events through a :class:`StreamingConsumer`; counts per pushed feature group."""
+    from sunday.features.streaming import validate_event
+
+    events = [{k: v for k, v in e.items() if v is not None} for e in events]
+    for i, e in enumerate(events):  # all checked before any is applied
+        try:
+            validate_event(e)
+        except SundayError as exc:
+            raise ApiError(422, f"events[{i}]: {exc}") from None
+    pushed: dict[str, int] = {}
+    accepted = duplicates = 0
+    for e in events:
+        done = consumer.process(e)
+        if getattr(done, "duplicate", False):
+            duplicates += 1
+            continue
+        accepted += 1
+        for group, ids in done.pushed.items():
+            pushed[group] = pushed.get(group, 0) + len(ids)
+    return {"accepted": accepted, "duplicates": duplicates, "pushed": pushed}

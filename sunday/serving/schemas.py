@@ -1,0 +1,177 @@
+"""Pydantic request / response models of the serving API (``/api/v1/ml/...``): they are the OpenAPI schema at
+``/docs``, and FastAPI answers a request that does not fit them with HTTP 422 naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["low", "medium", "high", "critical"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class TaskIn(Strict):
+    task_id: str = Field("new-task", max_length=200)
+    title: str = Field("", max_length=2_000)
+    description: str = Field("", max_length=20_000)
+    required_skills: list[str] = Field(default_factory=list, max_length=50)
+    story_points: float | None = Field(None, ge=0, le=1_000)
+    priority: Priority = "medium"
+    due_date: datetime | None = None
+    dependency_count: int = Field(0, ge=0, le=1_000)
+
+
+class Weights(Strict):
+    score: float = Field(0.4, ge=0, le=100)
+    completion: float = Field(0.3, ge=0, le=100)
+    quality: float = Field(0.2, ge=0, le=100)
+    balance: float = Field(0.1, ge=0, le=100)
+
+
+class AssignRequest(Strict):
+    task: TaskIn
+    candidates: list[str] = Field(..., min_length=1, max_length=500, description="user ids of the workspace")
+    weights: Weights | None = None
+    top_k: int | None = Field(None, ge=1, le=500, description="alternatives to return (default: all)")
+    explain: bool = Field(True, description="feature contributions for the best candidates")
+
+
+class Reason(BaseModel):
+    feature: str
+    description: str
+    value: float | None
+    contribution: float
+
+
+class Candidate(BaseModel):
+    user_id: str
+    score: float
+    completion_probability: float
+    expected_quality: float
+    estimated_hours: float | None
+    gini_after: float
+    final_score: float
+    reasons: list[Reason] = Field(default_factory=list)
+
+
+class AssignResponse(BaseModel):
+    recommended_user: str
+    confidence: float = Field(..., description="the recommended user's share of the assignment score")
+    alternatives: list[Candidate]
+    model_name: str = "task_assignment"
+    model_version: str | None
+    weights: dict[str, float]
+    latency_ms: float
+
+
+class DayIn(Strict):
+    """One day of the project's ``project_velocity`` series (counts and points: >= 0)."""
+
+    event_timestamp: datetime
+    points_done: float = Field(0, ge=0)
+    tasks_done: float = Field(0, ge=0)
+    hours_logged: float = Field(0, ge=0)
+    tasks_created: float = Field(0, ge=0)
+    backlog_tasks: float = Field(0, ge=0)
+    backlog_points: float = Field(0, ge=0)
+    blocked_tasks: float = Field(0, ge=0)
+    scope_changes: float = Field(0, ge=0)
+    critical_bugs: float = Field(0, ge=0)
+    team_changes: float = Field(0, ge=0)
+    reassignments: float = Field(0, ge=0)
+
+
+class TimelineRequest(Strict):
+    project_id: str = Field(..., min_length=1, max_length=200)
+    history: list[DayIn] | None = Field(None, max_length=2_000, description="daily project_velocity rows up to "
+                                        "today; omitted: read from the feature store")
+    start_date: datetime | None = None
+    planned_end: datetime | None = None
+    remaining_points: float | None = Field(None, ge=0)
+    team_size: float | None = Field(None, ge=0, le=10_000)
+    team_capacity_hours: float | None = Field(None, ge=0)
+    mc_samples: int = Field(0, ge=0, le=200, description="MC-dropout passes (0: deterministic)")
+
+
+class TimelineResponse(BaseModel):
+    project_id: str
+    as_of: str
+    expected: str
+    best: str
+    worst: str
+    p10_days: float
+    p50_days: float
+    p90_days: float
+    planned_end: str
+    delay_days: float
+    risk: dict[str, float]
+    risk_class: str
+    drivers: dict[str, Any]
+    warnings: list[str]
+    uncertainty: dict[str, float] | None = None
+    at_risk_tasks: list[dict[str, Any]] = Field(default_factory=list)
+    model_name: str = "project_timeline"
+    model_version: str | None
+    latency_ms: float
+
+
+EventType = Literal["created", "assigned", "status_changed", "commented", "completed", "reassigned",
+                    "scope_changed", "time_logged"]
+
+
+Status = Literal["todo", "in_progress", "in_review", "blocked", "done", "cancelled"]
+
+
+class EventIn(Strict):
+    event_id: str = Field(..., min_length=1, max_length=200)
+    workspace_id: str = Field(..., min_length=1, max_length=200)
+    project_id: str | None = Field(None, max_length=200)
+    task_id: str = Field(..., min_length=1, max_length=200)
+    event_type: EventType
+    timestamp: datetime
+    user_id: str | None = Field(None, max_length=200)
+    actor_id: str | None = Field(None, max_length=200)
+    from_status: Status | None = None
+    to_status: Status | None = None
+    hours: float | None = Field(None, ge=0, le=1_000)
+    story_points: float | None = Field(None, ge=0, le=1_000)
+    text: str | None = Field(None, max_length=20_000)
+
+
+class EventsRequest(Strict):
+    events: list[EventIn] = Field(..., min_length=1, max_length=1_000)
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    pushed: dict[str, int]
+    latency_ms: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str | None
+    alias: str | None
+    loaded_at: str | None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class AuditRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AuditResponse(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,78 @@
+"""Shared state of the serving tests: one small simulated workspace with features and two registered assignment
+model versions (``served``, built once per test session: ~1-2 min), and the in-process API client over it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """``(settings, sim_path)``: simulation ``demo`` (30k events), its feature store and two versions of
+    ``task_assignment`` (version 1 is the champion) in the state's own MLflow store. ``SUNDAY_HOME`` points at it
+    only while it is built: every user of the state takes ``settings`` (or its ``home``) explicitly, so the rest of
+    the session is unaffected."""
+    from sunday.data.pipeline import run_simulation
+    from sunday.features.platform import build_platform, simulation_path
+    from sunday.models.assignment.train import TrainConfig, train_assignment
+    from sunday.settings import Settings
+
+    home = tmp_path_factory.mktemp("serve") / "state"
+    # MLflow exports MLFLOW_TRACKING_URI into os.environ on set_tracking_uri, and Settings reads that variable as
+    # the configured tracking server: after an earlier module trained anything, Settings() here would register the
+    # models in *that* module's store (and Serve replicas, fresh processes, would find none). Use this state's own.
+    saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "SUNDAY_MLFLOW_TRACKING_URI")}
+    old = os.environ.get("SUNDAY_HOME")
+    os.environ["SUNDAY_HOME"] = str(home)
+    try:
+        settings = Settings().ensure_dirs()
+        run_simulation(settings, events=30_000, seed=5, engine="local", name="demo")
+        build_platform(settings, sim_name="demo", engine="local", progress=False, accept_drift=True)
+        train_assignment(settings, TrainConfig(sim_name="demo", profile="quick", seed=0), log=lambda *_: None)
+        train_assignment(settings, TrainConfig(sim_name="demo", profile="quick", seed=1,
+                                               lgbm_overrides={"n_estimators": 5}), log=lambda *_: None)
+    finally:
+        for k, v in {**saved, "SUNDAY_HOME": old}.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert settings.mlflow_tracking_uri is None, "the served state must use its own MLflow store"
+    return settings, simulation_path(settings, "demo")
+
+
+def make_client(settings, sim_path, rate=1000.0, burst=1000.0):
+    """``(TestClient, Context)``: the plain FastAPI app (:class:`LocalBackend`, no Ray) over the served state."""
+    from fastapi.testclient import TestClient
+
+    from sunday.features.online import OnlineFeatures
+    from sunday.features.streaming import StreamingConsumer
+    from sunday.serving.api import Context, LocalBackend, build_api
+    from sunday.serving.audit import default_audit_log
+    from sunday.serving.directory import ProjectCatalog, WorkspaceDirectory
+    from sunday.serving.feature_cache import CachedFeatures
+    from sunday.serving.keys import default_keystore
+    from sunday.serving.metrics import ApiMetrics
+    from sunday.serving.models import AssignmentModel
+    from sunday.serving.ratelimit import InMemoryTokenBucket, RateLimit, RateLimitConfig
+
+    model = AssignmentModel(settings, embeddings=False)
+    backend = LocalBackend(model, CachedFeatures(OnlineFeatures(settings)), None,
+                           StreamingConsumer(settings, sim_path))
+    ctx = Context(backend, default_keystore(settings), InMemoryTokenBucket(RateLimitConfig(RateLimit(rate, burst))),
+                  default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),
+                  ProjectCatalog(settings, sim_path), ApiMetrics())
+    return TestClient(build_api(lambda: ctx)), ctx
+
+
+def body(sample, **extra):
+    """A valid assign-task body for the sample workspace's first 8 candidates."""
+    return {"task": {"title": "Fix flaky login test", "description": "OAuth callback times out in CI",
+                     "required_skills": ["python"], "story_points": 3, "priority": "high"},
+            "candidates": sample["candidates"][:8], **extra}
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
