@@ -52,8 +52,7 @@ def ensure_state(settings, events: int) -> None:
     from sunday import tracking
     from sunday.models.assignment.train import TrainConfig, train_assignment
 
-    sys.path.insert(0, str(ROOT / "train_jobs"))
-    from assignment import ensure_simulation  # train_jobs/assignment.py
+    from sunday.jobs import ensure_simulation
 
     ensure_simulation(settings, "demo", events, 0)
     tracking.configure(settings)
@@ -168,7 +167,7 @@ def wait_http(url: str, timeout: float = 180.0) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="10,25,50,75,100,150")
+    parser.add_argument("--rates", default="10,25,50,60,75,100,150")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--candidates", type=int, default=20)
     parser.add_argument("--events", type=int, default=80_000, help="simulated events when the state is empty")

@@ -17,7 +17,8 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
 
 Arguments (``serve run serve_apps.app:build_app key=value`` or ``args:`` in the config file): ``home`` (state
 folder), ``sim`` (simulation whose directory of users / projects / tasks and feature store to use; default
-``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0.004), ``timeline`` (true),
+``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0: no waiting; a batch is what queued
+while the previous batch ran), ``timeline`` (true),
 ``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
 """
@@ -41,7 +42,7 @@ class AppArgs(BaseModel):
     sim: str = "demo"
     batching: bool = True
     max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.004
+    batch_wait_timeout_s: float = 0.0  # 0: a batch is whatever queued while the previous one ran
     timeline: bool = True
     embeddings: bool = True
     rate: float = 50.0
@@ -97,13 +98,16 @@ class _Batched:
                   health_check_period_s=10, autoscaling_config=AUTOSCALING["Assignment"])
 class Assignment(_Batched):
     def __init__(self, home: str | None, features: DeploymentHandle, batching: bool = True,
-                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.004, embeddings: bool = True,
-                 version: str | None = None):
+                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.0, embeddings: bool = True,
+                 version: str | None = None, feature_ttl_s: float = 2.0):
         from sunday.serving.models import AssignmentModel
+
+        from sunday.serving.feature_cache import CachedFeatures
 
         self.model = AssignmentModel(_settings(home), version=version, embeddings=embeddings)
         self.model.warmup()
         self.features = features
+        self.local = CachedFeatures(None, ttl_s=feature_ttl_s)  # in front of the Features deployment
         self.batching = batching
         self._configure_batching(self.recommend_batched, max_batch_size if batching else 1, batch_wait_timeout_s)
 
@@ -117,11 +121,14 @@ class Assignment(_Batched):
 
         prepared, results = self.model.prepare_batch(items)
         ids = self.model.candidate_ids(prepared)
-        cols = await self.features.get_columns.remote(list(USER_GROUPS), [{"user_id": u} for u in ids]) \
-            if ids else {}
+        cols = await self.local.aget_columns(list(USER_GROUPS), [{"user_id": u} for u in ids],
+                                             self._fetch) if ids else {}
         return self.model.finish_batch(prepared, results, ids, cols, [bool(i.get("explain", True)) for i in items])
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.004)
+    async def _fetch(self, groups: list[str], rows: list[dict]) -> dict[str, list]:
+        return await self.features.get_columns.remote(groups, rows)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def recommend_batched(self, items: list[dict]) -> list[dict]:
         return await self._score(items)
 
@@ -142,7 +149,7 @@ class Assignment(_Batched):
                   autoscaling_config=AUTOSCALING["Timeline"])
 class Timeline(_Batched):
     def __init__(self, home: str | None, batching: bool = True, max_batch_size: int = 16,
-                 batch_wait_timeout_s: float = 0.004, version: str | None = None):
+                 batch_wait_timeout_s: float = 0.0, version: str | None = None):
         from sunday.errors import SundayError
         from sunday.serving.models import TimelineModel
 
@@ -164,7 +171,7 @@ class Timeline(_Batched):
         else:
             await asyncio.to_thread(self.model.reconfigure, user_config)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.004)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def predict_batched(self, items: list[dict]) -> list[dict]:
         return self.model.predict_batch(items)
 
@@ -274,7 +281,7 @@ def build_app(args: dict | None = None):
 
     features = capped(Features).bind(home, a.feature_ttl_s)
     assignment = capped(Assignment).bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
-                                         a.embeddings, a.assignment_version)
+                                         a.embeddings, a.assignment_version, a.feature_ttl_s)
     timeline = (capped(Timeline).bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                       a.timeline_version) if a.timeline else None)
     events = capped(Events).bind(home, a.sim)

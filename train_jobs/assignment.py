@@ -38,39 +38,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def ensure_simulation(settings, name: str, events: int, seed: int) -> None:
-    from sunday.errors import SundayError
-    from sunday.features.platform import build_platform, simulation_path
-
-    try:
-        simulation_path(settings, name)
-        return
-    except SundayError:
-        pass
-    from sunday.data.pipeline import run_simulation
-
-    print(f"simulation '{name}' not found: simulating {events:,} events and building its features")
-    run_simulation(settings, events=events, seed=seed, engine="ray", name=name)
-    build_platform(settings, sim_name=name, engine="ray", accept_drift=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
+    from sunday.jobs import ensure_simulation, read_params
     from sunday.models.assignment.train import TrainConfig, train_assignment
     from sunday.runtime import ensure_ray
     from sunday.settings import get_settings
 
     try:
         settings = get_settings().ensure_dirs()
-        overrides = {}
-        if args.params is not None:
-            if not args.params.is_file():
-                raise SundayError(f"--params: no such file {args.params}")
-            try:
-                overrides = json.loads(args.params.read_text())
-            except json.JSONDecodeError as exc:
-                raise SundayError(f"--params: {args.params} is not JSON ({exc})") from None
+        overrides = read_params(args.params)
         config = TrainConfig(sim_name=args.sim, profile=args.profile, holdout=args.holdout, neural=args.neural,
                              trainer=args.trainer, num_workers=args.num_workers, use_gpu=args.gpu,
                              deepspeed=args.deepspeed, zero_stage=args.zero_stage, register=not args.no_register,

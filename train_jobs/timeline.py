@@ -6,8 +6,8 @@
 
 Data: a simulated workspace under the state folder (``SUNDAY_HOME``; a job submitted with ``--working-dir`` runs in
 a copy of the code, so pass the state folder's absolute path as above). When the simulation named by ``--sim`` does
-not exist yet, the job simulates it (``--events``) and builds its features first (the assignment job's
-``ensure_simulation``). Snapshots of every eligible project, a ``--holdout`` share of the *projects* held out; the
+not exist yet, the job simulates it (``--events``) and builds its features first
+(``sunday.jobs.ensure_simulation``). Snapshots of every eligible project, a ``--holdout`` share of the *projects* held out; the
 holdout MAE (days) gates the ``champion`` alias of the registered model ``project_timeline`` (lower is better).
 """
 
@@ -52,22 +52,14 @@ def _fmt(v: float, pct: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from assignment import ensure_simulation  # train_jobs/assignment.py
-
     from sunday.errors import SundayError
+    from sunday.jobs import ensure_simulation, read_params
     from sunday.models.timeline.train import TimelineTrainConfig, train_timeline
     from sunday.settings import get_settings
 
     try:
         settings = get_settings().ensure_dirs()
-        overrides = {}
-        if args.params is not None:
-            if not args.params.is_file():
-                raise SundayError(f"--params: no such file {args.params}")
-            try:
-                overrides = json.loads(args.params.read_text())
-            except json.JSONDecodeError as exc:
-                raise SundayError(f"--params: {args.params} is not JSON ({exc})") from None
+        overrides = read_params(args.params)
         config = TimelineTrainConfig(sim_name=args.sim, profile=args.profile, holdout=args.holdout,
                                      cut_every=args.cut_every, trainer=args.trainer, num_workers=args.num_workers,
                                      use_gpu=args.gpu, deepspeed=args.deepspeed, zero_stage=args.zero_stage,

@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from sunday.runtime import ensure_ray
     from sunday.settings import get_settings
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train_jobs"))
-    from assignment import ensure_simulation  # train_jobs/assignment.py
+    from sunday.jobs import ensure_simulation
 
     try:
         settings = get_settings().ensure_dirs()

@@ -168,15 +168,16 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         """Expected / best / worst completion dates (p50 / p10 / p90), risk class probabilities, drivers."""
         ctx = context()
         ctx.directory.check("project", [body.project_id], p.workspace_id)
-        if body.history is None:
-            if ctx.catalog is None:
-                raise ApiError(422, "history: this server has no feature store to read it from; send it")
-            item = await asyncio.to_thread(ctx.catalog.project, body.project_id)
-        else:
+        known = ctx.catalog is not None and ctx.catalog.has(body.project_id)
+        item = {"project_id": body.project_id}
+        if known:  # dates and team from the tables; history (and tasks) from the feature store unless sent
+            item = await asyncio.to_thread(ctx.catalog.project, body.project_id, body.history is None)
+        if body.history is not None:
             import pandas as pd
 
-            item = {"project_id": body.project_id,
-                    "history": pd.DataFrame([d.model_dump() for d in body.history])}
+            item["history"] = pd.DataFrame([d.model_dump() for d in body.history])
+        elif not known:
+            raise ApiError(422, "history: the project is not in the feature store; send its daily history")
         for k in ("start_date", "planned_end", "remaining_points", "team_size", "team_capacity_hours"):
             v = getattr(body, k)
             if v is not None:

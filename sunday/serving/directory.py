@@ -119,6 +119,9 @@ class ProjectCatalog:
         frame = task_risk_features(log, workspace_id, as_of)
         return frame[frame["project_id"] == project_id].reset_index(drop=True)
 
+    def has(self, project_id: str) -> bool:
+        return project_id in self.projects.index
+
     def project(self, project_id: str, with_tasks: bool = True) -> dict[str, Any]:
         """``predict_timeline``'s input for a project id (``tasks``: its tasks as of the last history day)."""
         if project_id not in self.projects.index:

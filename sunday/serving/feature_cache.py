@@ -4,6 +4,10 @@ Candidates repeat across requests (a team is ranked for task after task), so the
 ``user_skills`` rows are read once per ``ttl_s`` instead of once per request. A streaming update lands in the
 online store and is visible here within ``ttl_s`` (default 2 s) -- the staleness a user accepts for the speed.
 Entries are per (group set, entity key); the cache holds at most ``max_entries`` (oldest dropped first).
+
+Two levels in the Serve app: the ``Features`` deployment (shared, reads the store) and, in each model replica, a
+local instance in front of it (:meth:`CachedFeatures.aget_columns`), so a hit costs no call at all. Both use the
+same TTL: a row is at most ``2 * ttl_s`` old.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 
 class CachedFeatures:
@@ -26,6 +30,22 @@ class CachedFeatures:
 
     def get_columns(self, what: str | Sequence[str], entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
         """The same answer as :meth:`OnlineFeatures.get_columns` (columnar, one value per row)."""
+        groups, rows, keys, found, missing = self._lookup(what, entity_rows)
+        if missing:
+            self._store(keys, found, missing, self.online.get_columns(list(groups), [rows[i] for i in missing]))
+        return self._answer(rows, found)
+
+    async def aget_columns(self, what: str | Sequence[str], entity_rows: Sequence[Mapping[str, Any]],
+                           fetch: Callable[[list[str], list[Mapping[str, Any]]], Awaitable[dict[str, list]]]
+                           ) -> dict[str, list]:
+        """:meth:`get_columns` whose misses come from ``await fetch(groups, rows)`` (e.g. the feature
+        deployment's handle): a replica-local cache in front of the shared one."""
+        groups, rows, keys, found, missing = self._lookup(what, entity_rows)
+        if missing:
+            self._store(keys, found, missing, await fetch(list(groups), [rows[i] for i in missing]))
+        return self._answer(rows, found)
+
+    def _lookup(self, what, entity_rows):
         groups = (what,) if isinstance(what, str) else tuple(what)
         rows = list(entity_rows)
         keys = [(groups, tuple(sorted((k, str(v)) for k, v in r.items()))) for r in rows]
@@ -39,17 +59,22 @@ class CachedFeatures:
         missing = [i for i in range(len(rows)) if i not in found]
         self.hits += len(found)
         self.misses += len(missing)
-        if missing:
-            cols = self.online.get_columns(list(groups), [rows[i] for i in missing])
-            names = list(cols)
-            with self._lock:
-                for j, i in enumerate(missing):
-                    row = {n: cols[n][j] for n in names}
-                    found[i] = row
-                    self._rows[keys[i]] = (now, row)
-                    self._rows.move_to_end(keys[i])
-                while len(self._rows) > self.max_entries:
-                    self._rows.popitem(last=False)
+        return groups, rows, keys, found, missing
+
+    def _store(self, keys, found: dict[int, dict], missing: list[int], cols: Mapping[str, list]) -> None:
+        now = self.clock()
+        names = list(cols)
+        with self._lock:
+            for j, i in enumerate(missing):
+                row = {n: cols[n][j] for n in names}
+                found[i] = row
+                self._rows[keys[i]] = (now, row)
+                self._rows.move_to_end(keys[i])
+            while len(self._rows) > self.max_entries:
+                self._rows.popitem(last=False)
+
+    @staticmethod
+    def _answer(rows, found: dict[int, dict]) -> dict[str, list]:
         names = list(found[0]) if rows else []
         return {n: [found[i][n] for i in range(len(rows))] for n in names}
 

@@ -10,13 +10,15 @@ import pytest
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    """``(settings, sim_path)``: simulation ``demo`` (30k events), its feature store and two versions of
-    ``task_assignment`` (version 1 is the champion) in the state's own MLflow store. ``SUNDAY_HOME`` points at it
+    """``(settings, sim_path)``: simulation ``demo`` (30k events), its feature store, two versions of
+    ``task_assignment`` (version 1 is the champion) and a ``project_timeline`` champion (4 epochs, with its task
+    delay-risk model) in the state's own MLflow store. ``SUNDAY_HOME`` points at it
     only while it is built: every user of the state takes ``settings`` (or its ``home``) explicitly, so the rest of
     the session is unaffected."""
     from sunday.data.pipeline import run_simulation
     from sunday.features.platform import build_platform, simulation_path
     from sunday.models.assignment.train import TrainConfig, train_assignment
+    from sunday.models.timeline.train import TimelineTrainConfig, train_timeline
     from sunday.settings import Settings
 
     home = tmp_path_factory.mktemp("serve") / "state"
@@ -33,6 +35,8 @@ def served(tmp_path_factory):
         train_assignment(settings, TrainConfig(sim_name="demo", profile="quick", seed=0), log=lambda *_: None)
         train_assignment(settings, TrainConfig(sim_name="demo", profile="quick", seed=1,
                                                lgbm_overrides={"n_estimators": 5}), log=lambda *_: None)
+        train_timeline(settings, TimelineTrainConfig(sim_name="demo", profile="quick", overrides={"epochs": 4},
+                                                     cut_every=7), log=lambda *_: None)
     finally:
         for k, v in {**saved, "SUNDAY_HOME": old}.items():
             if v is None:
@@ -44,27 +48,14 @@ def served(tmp_path_factory):
 
 
 def make_client(settings, sim_path, rate=1000.0, burst=1000.0):
-    """``(TestClient, Context)``: the plain FastAPI app (:class:`LocalBackend`, no Ray) over the served state."""
+    """``(TestClient, Context)``: the plain FastAPI app (:mod:`sunday.serving.plain`, no Ray) over the served state,
+    without the text encoder."""
     from fastapi.testclient import TestClient
 
-    from sunday.features.online import OnlineFeatures
-    from sunday.features.streaming import StreamingConsumer
-    from sunday.serving.api import Context, LocalBackend, build_api
-    from sunday.serving.audit import default_audit_log
-    from sunday.serving.directory import ProjectCatalog, WorkspaceDirectory
-    from sunday.serving.feature_cache import CachedFeatures
-    from sunday.serving.keys import default_keystore
-    from sunday.serving.metrics import ApiMetrics
-    from sunday.serving.models import AssignmentModel
-    from sunday.serving.ratelimit import InMemoryTokenBucket, RateLimit, RateLimitConfig
+    from sunday.serving.plain import build_local_app
 
-    model = AssignmentModel(settings, embeddings=False)
-    backend = LocalBackend(model, CachedFeatures(OnlineFeatures(settings)), None,
-                           StreamingConsumer(settings, sim_path))
-    ctx = Context(backend, default_keystore(settings), InMemoryTokenBucket(RateLimitConfig(RateLimit(rate, burst))),
-                  default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),
-                  ProjectCatalog(settings, sim_path), ApiMetrics())
-    return TestClient(build_api(lambda: ctx)), ctx
+    app, ctx = build_local_app(settings, sim="demo", rate=rate, burst=burst, embeddings=False)
+    return TestClient(app), ctx
 
 
 def body(sample, **extra):

@@ -142,3 +142,34 @@ def test_metrics_count_requests(api):
     text = client.get("/metrics").text
     assert 'sunday_api_requests_total{endpoint="assign-task"' in text
     assert "sunday_api_latency_ms_bucket" in text
+
+
+def test_predict_timeline_from_the_feature_store(api):
+    client, ctx, sample, keys, _ = api
+    viewer = auth(keys["viewer"])
+    r = client.post("/api/v1/ml/predict-timeline", json={"project_id": sample["project_id"], "mc_samples": 5},
+                    headers=viewer)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["best"] <= out["expected"] <= out["worst"] and out["model_version"] == "1"
+    assert abs(sum(out["risk"].values()) - 1) < 1e-6 and out["drivers"]["features"]
+    assert isinstance(out["at_risk_tasks"], list)
+    rec = ctx.audit.read(sample["workspace_id"], limit=1)[0]
+    assert rec.endpoint == "predict-timeline" and rec.model_version == "1"
+
+
+def test_predict_timeline_bad_input(api):
+    client, ctx, sample, keys, _ = api
+    viewer = auth(keys["viewer"])
+    day = {"event_timestamp": "2026-01-01T00:00:00Z", "tasks_done": -1}
+    r = client.post("/api/v1/ml/predict-timeline", json={"project_id": sample["project_id"], "history": [day]},
+                    headers=viewer)
+    assert r.status_code == 422 and "tasks_done" in str(r.json()["detail"][0]["loc"])
+    r = client.post("/api/v1/ml/predict-timeline", json={"project_id": sample["project_id"], "history": []},
+                    headers=viewer)
+    assert r.status_code == 422 and "history" in r.json()["detail"]
+    assert client.post("/api/v1/ml/predict-timeline", json={"project_id": "nope"},
+                       headers=viewer).status_code == 404
+    ctx.directory.add("project", "p-of-w-other", "w-other")
+    assert client.post("/api/v1/ml/predict-timeline", json={"project_id": "p-of-w-other"},
+                       headers=viewer).status_code == 403

@@ -181,3 +181,22 @@ def test_fit_errors():
         AssignmentRanker().fit(df, df.assigned[:-1])
     with pytest.raises(ValueError, match="no pairs"):
         AssignmentRanker().fit(df.iloc[:0], [])
+
+
+def test_rank_many_equals_rank_one_by_one(fitted):
+    from sunday.models.assignment.ranker import RankRequest
+
+    ranker, hold = fitted
+    reqs = []
+    for k, tid in enumerate(["t0350", "t0351", "t0352"]):
+        cand = hold[hold.task_id == tid].drop(columns=["task_id", "required_skills", "story_points", "assigned",
+                                                       "completed", "quality"])
+        task = {"task_id": "new", "title": f"task {k}", "required_skills": ["backend"], "story_points": 2 + k}
+        reqs.append(RankRequest(task, cand, {"balance": 0.5} if k == 1 else None))
+    together = ranker.rank_many(reqs)
+    for req, got in zip(reqs, together):
+        alone = ranker.rank(req.task, req.candidates, weights=req.weights)
+        assert [r.user_id for r in got] == [r.user_id for r in alone]
+        assert [r.final_score for r in got] == pytest.approx([r.final_score for r in alone])
+        assert [r.reasons for r in got] == [r.reasons for r in alone]
+    assert ranker.rank_many([]) == []

@@ -216,6 +216,9 @@ class AssignmentRanker:
             return []
         weights = [RankWeights.of(r.weights) for r in requests]
         frames = [self.pair_frame(r.task, r.candidates, require_text=require_text) for r in requests]
+        if len(frames) > 1:  # per-task features (text rank, ...) group by task_id: one group per request
+            for k, f in enumerate(frames):
+                f["task_id"] = f"{k}:{f['task_id'].iloc[0]}"
         bounds = np.cumsum([0] + [len(f) for f in frames])
         pairs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         X = pair_features(pairs)

@@ -115,16 +115,9 @@ class TimelineTrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # TimelineConfig settings (e.g. the sweep's best)
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise SundayError(f"--profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        if self.trainer not in ("ray", "local"):
-            raise SundayError(f"--trainer must be 'ray' or 'local', got {self.trainer!r}")
-        if not 0 < self.holdout < 1:
-            raise SundayError(f"--holdout must be between 0 and 1, got {self.holdout}")
-        if self.num_workers < 1:
-            raise SundayError(f"--num-workers must be at least 1, got {self.num_workers}")
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise SundayError(f"--zero-stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        from sunday.jobs import check_training_flags
+
+        check_training_flags(self.profile, PROFILES, self.trainer, self.holdout, self.num_workers, self.zero_stage)
         if self.cut_every is not None and self.cut_every < 1:
             raise SundayError(f"--cut-every must be at least 1 day, got {self.cut_every}")
         if (self.deepspeed or self.use_gpu) and self.trainer == "local":
