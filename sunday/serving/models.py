@@ -206,4 +206,6 @@ class TimelineModel(RegistryModel):
                 out.append(r)
             except SundayError as exc:
                 out.append(error(422, str(exc)))
+            except (ValueError, OverflowError) as exc:  # e.g. pandas' date range: a request the model can't use
+                out.append(error(422, f"the project's dates cannot be used: {exc}"))
         return out

@@ -3,10 +3,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+DATE_MIN, DATE_MAX = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def _in_range(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if not DATE_MIN <= aware <= DATE_MAX:
+        raise ValueError(f"must lie between {DATE_MIN.date()} and {DATE_MAX.date()}")
+    return value
+
+
+#: a date the models can compute with (1970-2200; 422 otherwise)
+Date = Annotated[datetime, AfterValidator(_in_range)]
 
 Priority = Literal["low", "medium", "high", "critical"]
 
@@ -22,7 +35,7 @@ class TaskIn(Strict):
     required_skills: list[str] = Field(default_factory=list, max_length=50)
     story_points: float | None = Field(None, ge=0, le=1_000)
     priority: Priority = "medium"
-    due_date: datetime | None = None
+    due_date: Date | None = None
     dependency_count: int = Field(0, ge=0, le=1_000)
 
 
@@ -72,7 +85,7 @@ class AssignResponse(BaseModel):
 class DayIn(Strict):
     """One day of the project's ``project_velocity`` series (counts and points: >= 0)."""
 
-    event_timestamp: datetime
+    event_timestamp: Date
     points_done: float = Field(0, ge=0)
     tasks_done: float = Field(0, ge=0)
     hours_logged: float = Field(0, ge=0)
@@ -90,8 +103,8 @@ class TimelineRequest(Strict):
     project_id: str = Field(..., min_length=1, max_length=200)
     history: list[DayIn] | None = Field(None, max_length=2_000, description="daily project_velocity rows up to "
                                         "today; omitted: read from the feature store")
-    start_date: datetime | None = None
-    planned_end: datetime | None = None
+    start_date: Date | None = None
+    planned_end: Date | None = None
     remaining_points: float | None = Field(None, ge=0)
     team_size: float | None = Field(None, ge=0, le=10_000)
     team_capacity_hours: float | None = Field(None, ge=0)
@@ -133,7 +146,7 @@ class EventIn(Strict):
     project_id: str | None = Field(None, max_length=200)
     task_id: str = Field(..., min_length=1, max_length=200)
     event_type: EventType
-    timestamp: datetime
+    timestamp: Date
     user_id: str | None = Field(None, max_length=200)
     actor_id: str | None = Field(None, max_length=200)
     from_status: Status | None = None
