@@ -192,7 +192,11 @@ def step_timeline(ctx: DemoContext) -> None:
     pid = str(result.holdout.meta["project_id"].iloc[0])
     catalog = ProjectCatalog(ctx.settings, simulation_path(ctx.settings, "demo"))
     project = catalog.project(pid, with_tasks=False)
-    project["history"] = project["history"].iloc[: max(7, len(project["history"]) // 2)]  # as of mid-way
+    hist = project["history"]  # as of two weeks before its planned end, when a warning still helps
+    planned = pd.Timestamp(project["planned_end"])
+    planned = planned.tz_convert(None) if planned.tzinfo is not None else planned
+    before = pd.to_datetime(hist["event_timestamp"], utc=True).dt.tz_localize(None) < planned - pd.Timedelta(days=14)
+    project["history"] = hist.iloc[: max(7, int(before.sum()))]
     ws = str(catalog.projects.loc[pid, "workspace_id"])
     tasks = catalog.tasks(ws, pid, pd.Timestamp(project["history"]["event_timestamp"].iloc[-1]))
     f = predict_timeline(result.model, project, mc_samples=30, tasks=tasks,
@@ -203,9 +207,13 @@ def step_timeline(ctx: DemoContext) -> None:
                       + ", ".join(f"{k} {v:.0%}" for k, v in f["risk"].items()))
     ctx.console.print("  drivers: " + "; ".join(f"{d['feature']} {d['effect_days']:+.1f} d"
                                                  for d in f["drivers"]["features"]))
-    for t in f["at_risk_tasks"][:5]:
-        ctx.console.print(f"  at-risk task {t['task_id']}: P(delayed) {t['p_delayed']:.2f}, due {t['due_date']}"
-                          + (f" ({t['days_to_due']:+.0f} d)" if t.get("days_to_due") is not None else ""))
+    overdue = [t for t in f["at_risk_tasks"] if t.get("overdue")]
+    ahead = [t for t in f["at_risk_tasks"] if not t.get("overdue")]
+    ctx.console.print(f"  open tasks already overdue: {len(overdue)}; not yet due, most likely to slip:")
+    for t in ahead[:3]:
+        why = "; ".join(str(r.get("feature", r)) for r in t.get("reasons", [])[:2])
+        ctx.console.print(f"  at-risk task {t['task_id']}: P(delayed) {t['p_delayed']:.2f} ({t['risk_class']}), due "
+                          f"{t['due_date'][:10]} ({t['days_to_due']:+.0f} d)" + (f"; {why}" if why else ""))
     m = result.metrics
     ctx.summary.append(("project timeline", f"holdout MAE {m['mae_days']:.1f} d vs burn-down "
                                            f"{m['burndown_mae_days']:.1f} d, coverage {m['coverage_p10_p90']:.0%}; "
