@@ -68,6 +68,15 @@ class Evaluation(ABC):
     def run(self, data_dir: Path, **options: Any) -> EvalResult: ...
 
 
+def resolve_options(defaults: dict[str, Any], options: dict[str, Any], extra: tuple[str, ...] = ("progress",)
+                    ) -> dict[str, Any]:
+    """``defaults`` updated by ``options``; ValueError naming unknown keys (``extra`` are allowed, not returned)."""
+    unknown = sorted(set(options) - set(defaults) - set(extra))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **{k: v for k, v in options.items() if k in defaults}}
+
+
 def register(cls: type[Evaluation]) -> type[Evaluation]:
     _EVALS[cls.name] = cls()
     return cls

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sunday.evaluation.base import EvalResult, Evaluation, register
+from sunday.evaluation.base import EvalResult, Evaluation, register, resolve_options
 
 DEFAULTS: dict[str, Any] = {"seed": 0, "events": 200_000, "cut_every": 7, "train_fraction": 0.7, "margin": 21,
                             "config": None}
@@ -48,10 +48,7 @@ class TaskRiskEvaluation(Evaluation):
         from sunday.models.delay.risk import DelayRiskConfig
         from sunday.models.timeline.task_risk import evaluate_task_risk
 
-        unknown = sorted(set(options) - set(DEFAULTS) - {"progress"})
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; known: {sorted(DEFAULTS)}")
-        o = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        o = resolve_options(DEFAULTS, options)
         t0 = time.perf_counter()
         tables = simulate_tables(SimConfig(n_events=int(o["events"]), seed=int(o["seed"])))
         sim_s = time.perf_counter() - t0

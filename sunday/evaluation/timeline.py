@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sunday.evaluation.base import Anchor, EvalResult, Evaluation, register
+from sunday.evaluation.base import Anchor, EvalResult, Evaluation, register, resolve_options
 
 SOURCE = "issue target"
 DEFAULTS: dict[str, Any] = {"seed": 0, "events": 240_000, "cut_every": 4, "test_fraction": 0.3, "epochs": 25,
@@ -60,10 +60,7 @@ class TimelineEvaluation(Evaluation):
         from sunday.models.timeline.data import LATE_DAYS, RISK_EDGES, build_snapshots, split_projects
         from sunday.models.timeline.forecaster import TimelineConfig, TimelineForecaster
 
-        unknown = sorted(set(options) - set(DEFAULTS) - {"progress"})
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; known: {sorted(DEFAULTS)}")
-        o = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+        o = resolve_options(DEFAULTS, options)
         t0 = time.perf_counter()
         tables = simulate_tables(SimConfig(n_events=int(o["events"]), seed=int(o["seed"])))
         snap = build_snapshots(tables, cut_every=int(o["cut_every"]))
