@@ -56,3 +56,12 @@ def check_training_flags(profile: str, profiles: Iterable[str], trainer: str, ho
         raise SundayError(f"--num-workers must be at least 1, got {num_workers}")
     if zero_stage not in (0, 1, 2, 3):
         raise SundayError(f"--zero-stage must be 0, 1, 2 or 3, got {zero_stage}")
+
+
+def write_result(path: Path | None, result: Any) -> None:
+    """A training job's ``--json`` file: holdout metrics, MLflow run, registered version, promotion, timings."""
+    if path is None:
+        return
+    promotion = None if result.promotion is None else result.promotion.line()
+    Path(path).write_text(json.dumps({"metrics": result.metrics, "run_id": result.run_id, "version": result.version,
+                                      "promotion": promotion, "seconds": result.seconds}, indent=2, default=str))

@@ -12,7 +12,6 @@ simulation named by ``--sim`` does not exist yet, the job simulates it (``--even
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
-    from sunday.jobs import ensure_simulation, read_params
+    from sunday.jobs import ensure_simulation, read_params, write_result
     from sunday.models.assignment.train import TrainConfig, train_assignment
     from sunday.runtime import ensure_ray
     from sunday.settings import get_settings
@@ -67,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
              if "quality_mae" in m else ""))
     if result.promotion is not None:
         print(f"mlflow run {result.run_id}: {result.promotion.line()}")
-    if args.json:
-        args.json.write_text(json.dumps({"metrics": m, "run_id": result.run_id, "version": result.version,
-                                         "promotion": None if result.promotion is None else result.promotion.line(),
-                                         "seconds": result.seconds}, indent=2, default=str))
+    write_result(args.json, result)
     return 0
 
 

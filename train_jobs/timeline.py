@@ -14,7 +14,6 @@ holdout MAE (days) gates the ``champion`` alias of the registered model ``projec
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def _fmt(v: float, pct: bool = False) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
-    from sunday.jobs import ensure_simulation, read_params
+    from sunday.jobs import ensure_simulation, read_params, write_result
     from sunday.models.timeline.train import TimelineTrainConfig, train_timeline
     from sunday.settings import get_settings
 
@@ -83,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({config.trainer} trainer)")
     if result.promotion is not None:
         print(f"mlflow run {result.run_id}: {result.promotion.line()}")
-    if args.json:
-        args.json.write_text(json.dumps({"metrics": m, "run_id": result.run_id, "version": result.version,
-                                         "promotion": None if result.promotion is None else result.promotion.line(),
-                                         "seconds": result.seconds}, indent=2, default=str))
+    write_result(args.json, result)
     return 0
 
 

@@ -32,6 +32,7 @@ from sunday.serving.errors import ServingError, Unauthorized
 from sunday.serving.keys import Principal, Role, require
 
 PREFIX = "/api/v1/ml"
+ERRORS = {code: {"model": S.Problem} for code in (401, 403, 404, 429)}  # documented error answers
 
 
 class ApiError(ServingError):
@@ -146,8 +147,7 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         return {"status": "ok", "models": await context().backend.models()}
 
     @app.post(f"{PREFIX}/assign-task", response_model=S.AssignResponse, tags=["assignment"],
-              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
-                         429: {"model": S.Problem}})
+              responses=ERRORS)
     async def assign_task(body: S.AssignRequest, request: Request, response: Response,
                           p: Principal = Depends(principal(Role.MEMBER))) -> dict:
         """Rank the candidates for a task: recommended user, alternatives with completion probability,
@@ -161,8 +161,7 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         return result
 
     @app.post(f"{PREFIX}/predict-timeline", response_model=S.TimelineResponse, tags=["timeline"],
-              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
-                         429: {"model": S.Problem}})
+              responses=ERRORS)
     async def predict_timeline(body: S.TimelineRequest, request: Request, response: Response,
                                p: Principal = Depends(principal(Role.VIEWER))) -> dict:
         """Expected / best / worst completion dates (p50 / p10 / p90), risk class probabilities, drivers."""
@@ -191,8 +190,7 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         return result
 
     @app.post(f"{PREFIX}/events", response_model=S.EventsResponse, tags=["features"],
-              responses={401: {"model": S.Problem}, 403: {"model": S.Problem}, 404: {"model": S.Problem},
-                         429: {"model": S.Problem}})
+              responses=ERRORS)
     async def events(body: S.EventsRequest, request: Request, response: Response,
                      p: Principal = Depends(principal(Role.MEMBER))) -> dict:
         """Ingest task events into the streaming feature consumer (fresh online features for the models)."""

@@ -22,9 +22,8 @@ def served(tmp_path_factory):
     from sunday.settings import Settings
 
     home = tmp_path_factory.mktemp("serve") / "state"
-    # MLflow exports MLFLOW_TRACKING_URI into os.environ on set_tracking_uri, and Settings reads that variable as
-    # the configured tracking server: after an earlier module trained anything, Settings() here would register the
-    # models in *that* module's store (and Serve replicas, fresh processes, would find none). Use this state's own.
+    # a tracking server configured in the environment (MLFLOW_TRACKING_URI) would take the models away from this
+    # state's own store, where the Serve replicas (fresh processes) look for them
     saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "SUNDAY_MLFLOW_TRACKING_URI")}
     old = os.environ.get("SUNDAY_HOME")
     os.environ["SUNDAY_HOME"] = str(home)
