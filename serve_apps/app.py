@@ -13,13 +13,20 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
   one online read and one LightGBM/network call per batch). ``user_config`` ``{"version": ...}`` /
   ``{"alias": ...}`` swaps the model in place (``reconfigure``: load beside, then switch).
 * ``Timeline``: the ``project_timeline`` champion, batched likewise (optional: absent until one is registered).
-* ``Events``: the streaming feature consumer (one replica: it keeps the recent event history).
+* ``Events``: the streaming feature consumer (one replica: it keeps the recent event history). The task and comment
+  events it processes are handed to ``Nlp`` to be indexed for search.
+* ``Nlp``: search (vector store, MiniLM, the ``qmsum_reranker`` champion), meeting summaries and task drafts, with
+  the LLM behind its guard (:class:`sunday.nlp.service.NlpService`). One replica with the embedded Qdrant (its
+  folder is locked by one process); with ``SUNDAY_QDRANT_URL`` it autoscales. Its LLM is the embedded SmolLM2 in
+  the replica, or the OpenAI-compatible server at ``SUNDAY_LLM_BASE_URL`` -- e.g. the ``LLMServer`` app of
+  ``serve_apps/llm.py`` on the same cluster, so that one copy of the model serves every replica.
 
 Arguments (``serve run serve_apps.app:build_app key=value`` or ``args:`` in the config file): ``home`` (state
 folder), ``sim`` (simulation whose directory of users / projects / tasks and feature store to use; default
 ``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0: no waiting; a batch is what queued
 while the previous batch ran), ``timeline`` (true),
-``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``max_replicas``
+``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``nlp`` (true),
+``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
 """
 
@@ -50,6 +57,7 @@ class AppArgs(BaseModel):
     feature_ttl_s: float = 2.0
     assignment_version: str | None = None
     timeline_version: str | None = None
+    nlp: bool = True
     max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
     runtime_env: dict | None = None  # for every replica (e.g. env_vars SUNDAY_HOME / PYTHONPATH when Ray runs
     # already and was started elsewhere)
@@ -67,6 +75,7 @@ AUTOSCALING = {  # per deployment; ``max_replicas`` in the app args caps them al
                    "downscale_delay_s": 120},
     "Timeline": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
     "Ingress": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 64},
+    "Nlp": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},  # 1 with the embedded Qdrant
 }
 
 
@@ -190,27 +199,70 @@ class Timeline(_Batched):
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, num_replicas=1, max_ongoing_requests=16)
 class Events:
-    def __init__(self, home: str | None, sim: str):
+    def __init__(self, home: str | None, sim: str, index: bool = False):
         from sunday.features.platform import simulation_path
         from sunday.features.streaming import StreamingConsumer
 
         settings = _settings(home)
-        self.consumer = StreamingConsumer(settings, simulation_path(settings, sim))
+        self.to_index: list[tuple[dict, dict]] = []  # (event, task row) for the Nlp deployment's indexer
+        listeners = [lambda ev, row: self.to_index.append((ev, row))] if index else []
+        self.consumer = StreamingConsumer(settings, simulation_path(settings, sim), listeners=listeners)
 
     def ingest(self, events: list[dict]) -> dict:
         from sunday.serving.api import ApiError, ingest_events
 
+        self.to_index = []
         try:
-            return ingest_events(self.consumer, events)
+            out = ingest_events(self.consumer, events)
         except ApiError as exc:
             return {"error": str(exc), "status": exc.status_code}
+        out["_index"] = [(_jsonable(ev), _jsonable(row)) for ev, row in self.to_index
+                         if ev.get("event_type") in ("created", "scope_changed", "commented")]
+        return out
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()
+            if isinstance(v, (str, int, float, bool, type(None))) or hasattr(v, "isoformat")}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, num_replicas=1, max_ongoing_requests=16,
+                  graceful_shutdown_timeout_s=30)
+class Nlp:
+    """Search, documents, meeting summaries and task drafts (:class:`sunday.nlp.service.NlpService`)."""
+
+    def __init__(self, home: str | None, sim: str):
+        from sunday.features.platform import simulation_path
+        from sunday.nlp.service import NlpService
+
+        settings = _settings(home)
+        self.service = NlpService.for_settings(settings, sim_path=simulation_path(settings, sim))
+        self.service.encode(["warm up"])
+
+    async def call(self, method: str, item: dict) -> dict:
+        from sunday.errors import SundayError
+        from sunday.serving.errors import ServingError
+
+        try:
+            return await asyncio.to_thread(getattr(self.service, method), item)
+        except ServingError as exc:
+            return {"error": str(exc), "status": exc.status_code}
+        except SundayError as exc:
+            return {"error": str(exc), "status": 422}
+
+    async def on_events(self, pairs: list) -> int:
+        return sum([await asyncio.to_thread(self.service.on_event, ev, row) for ev, row in pairs])
+
+    def info(self) -> dict:
+        return {"name": "nlp", "version": None, "alias": None, "loaded_at": None, **self.service.info()}
 
 
 class ServeBackend:
     """The ingress's backend: DeploymentHandle calls (errors come back as ``{"error", "status"}`` dicts)."""
 
-    def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle):
-        self.assignment, self.timeline_handle, self.events = assignment, timeline, events
+    def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle,
+                 nlp: DeploymentHandle | None = None):
+        self.assignment, self.timeline_handle, self.events, self.nlp = assignment, timeline, events, nlp
 
     async def assign(self, item: dict) -> dict:
         return await self.assignment.recommend.remote(item)
@@ -222,7 +274,28 @@ class ServeBackend:
         return await self.timeline_handle.predict.remote(item)
 
     async def ingest(self, events: list[dict]) -> dict:
-        return await self.events.ingest.remote(events)
+        out = await self.events.ingest.remote(events)
+        pairs = out.pop("_index", None)
+        if pairs and self.nlp is not None:
+            await self.nlp.on_events.remote(pairs)
+        return out
+
+    async def _nlp(self, method: str, item: dict) -> dict:
+        if self.nlp is None:
+            return {"error": "the NLP deployment is not part of this app (nlp=false)", "status": 503}
+        return await self.nlp.call.remote(method, item)
+
+    async def search(self, item: dict) -> dict:
+        return await self._nlp("search", item)
+
+    async def index_document(self, item: dict) -> dict:
+        return await self._nlp("index_document", item)
+
+    async def draft_task(self, item: dict) -> dict:
+        return await self._nlp("draft_task", item)
+
+    async def summarize_meeting(self, item: dict) -> dict:
+        return await self._nlp("summarize_meeting", item)
 
     async def models(self) -> list[dict]:
         handles = [h for h in (self.assignment, self.timeline_handle) if h is not None]
@@ -240,7 +313,8 @@ def _api():
 @serve.ingress(_api)
 class Ingress:
     def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle, timeline: DeploymentHandle | None,
-                 events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0):
+                 events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0,
+                 nlp: DeploymentHandle | None = None):
         from sunday.features.platform import simulation_path
         from sunday.serving.api import Context, set_context
         from sunday.serving.audit import default_audit_log
@@ -252,7 +326,7 @@ class Ingress:
         settings = _settings(home)
         sim_path = simulation_path(settings, sim)
         set_context(Context(
-            backend=ServeBackend(assignment, timeline, events), keys=default_keystore(settings),
+            backend=ServeBackend(assignment, timeline, events, nlp), keys=default_keystore(settings),
             limiter=make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
             audit=default_audit_log(settings), directory=WorkspaceDirectory.from_simulation(sim_path),
             catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics()))
@@ -284,6 +358,13 @@ def build_app(args: dict | None = None):
                                          a.embeddings, a.assignment_version, a.feature_ttl_s)
     timeline = (capped(Timeline).bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                       a.timeline_version) if a.timeline else None)
-    events = capped(Events).bind(home, a.sim)
-    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst)
+    events = capped(Events).bind(home, a.sim, a.nlp)
+    nlp = None
+    if a.nlp:
+        nlp_d = capped(Nlp)
+        if settings.qdrant_url:  # a Qdrant server: the deployment may scale out
+            nlp_d = nlp_d.options(num_replicas=None if a.max_replicas != 1 else 1,
+                                  autoscaling_config=None if a.max_replicas == 1 else AUTOSCALING["Nlp"])
+        nlp = nlp_d.bind(home, a.sim)
+    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst, nlp)
 

@@ -31,6 +31,15 @@ def _mount_keys() -> None:
 
 _mount_keys()
 
+
+def _mount_nlp() -> None:
+    from sunday.cli_nlp import nlp_app
+
+    app.add_typer(nlp_app, name="nlp")
+
+
+_mount_nlp()
+
 DataDirOpt = typer.Option(None, "--data-dir", help="datasets folder (default: SUNDAY_DATA_DIR or ../shared/data)")
 
 

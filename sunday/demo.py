@@ -221,6 +221,21 @@ def step_timeline(ctx: DemoContext) -> None:
                                            f"{f['best']} .. {f['expected']} .. {f['worst']}"))
 
 
+def step_search_index(ctx: DemoContext) -> None:
+    """Index the workspace's tasks and comments into the vector store (embedded Qdrant) for semantic search."""
+    from sunday.features.platform import simulation_path
+    from sunday.nlp.indexing import SearchIndexer, index_simulation
+
+    indexer = SearchIndexer.for_settings(ctx.settings)
+    try:
+        counts = index_simulation(indexer, simulation_path(ctx.settings, "demo"), progress=True)
+    finally:
+        indexer.store.close()  # the Serve app's Nlp replica opens the folder next
+    ctx.console.print(f"indexed {counts['tasks']:,} tasks and {counts['comments']:,} comments into "
+                      f"{indexer.store.where}; the reranker is trained by python train_jobs/reranker.py")
+    ctx.summary.append(("search index", f"{counts['tasks']:,} tasks + {counts['comments']:,} comments in Qdrant"))
+
+
 def step_serve(ctx: DemoContext) -> None:
     """Deploy the Ray Serve application, make a key, call it; leave it up (interactive) and print curl lines."""
     import sys
@@ -255,6 +270,16 @@ def step_serve(ctx: DemoContext) -> None:
                                   f"{len(t['at_risk_tasks'])} at-risk task(s)")
             else:
                 ctx.console.print(f"POST /api/v1/ml/predict-timeline -> HTTP {r.status_code}: {r.text[:200]}")
+        r = client.post("/api/v1/ml/search", json={"query": "dashboard feels sluggish", "top_k": 3},
+                        headers=headers)
+        if r.status_code == 200:
+            out = r.json()
+            top = out["hits"][0] if out["hits"] else None
+            ctx.console.print(f"POST /api/v1/ml/search -> {len(out['hits'])} hits"
+                              + (f", best {top['collection']} {top['key']}: {top['title']!r}" if top else "")
+                              + f"; answer ({out['answer_source']}): {(out['answer'] or '')[:160]}")
+        else:
+            ctx.console.print(f"POST /api/v1/ml/search -> HTTP {r.status_code}: {r.text[:200]}")
     ctx.console.print(f"member key for workspace {sample['workspace_id']} (shown once): {token}")
     for line in lines:
         ctx.console.print(line, soft_wrap=True, highlight=False)
@@ -271,6 +296,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("build the feature platform (Ray Data -> validation -> Feast)", step_features),
     ("train, register and query the task-assignment model (Ray Train, MLflow)", step_assignment),
     ("train, register and query the project timeline forecaster (MLflow)", step_timeline),
+    ("index the workspace for semantic search (MiniLM -> Qdrant)", step_search_index),
     ("serve the models: Ray Serve app behind the FastAPI ingress", step_serve),
 ]
 

@@ -18,17 +18,18 @@ every task the user was ever named on; the task's own events) -- and then:
 * on ``created`` / ``scope_changed`` the task gets a ``task_features`` row from
   :func:`~sunday.features.compute.tasks.task_features_asof`;
 
-and the rows are pushed to ``<group>_push`` with ``PushMode.ONLINE``. An event id seen before is ignored (at
-least once delivery). ``user_skills`` is left to the weekly batch (it needs the embedding model).
+and the rows are pushed to ``<group>_push`` with ``PushMode.ONLINE``; then each listener runs (the search indexer:
+task vectors into the vector store). An event id seen before is ignored (at least once delivery). ``user_skills`` is left to the weekly batch (it needs the embedding model).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from sunday.features.online import OnlineFeatures
     from sunday.settings import Settings
 
+log = logging.getLogger(__name__)
+#: called after an event is processed, with the clean event and the task's tasks-table row
+Listener = Callable[[dict, dict], Any]
 TABLE = "task_events"
 TASK_GROUP_EVENTS = ("created", "scope_changed")
 #: fields an event of a type must carry (on top of the spec's required fields)
@@ -62,6 +66,7 @@ class Processed:
     duplicate: bool = False
     rows: dict[str, list[dict]] = field(default_factory=dict)
     seconds: float = 0.0
+    listener_errors: list[str] = field(default_factory=list)
 
     @property
     def pushed(self) -> dict[str, list[str]]:
@@ -204,7 +209,7 @@ class StreamingConsumer:
     """Consumes task events one at a time and keeps the online ``user_workload`` / ``task_features`` fresh."""
 
     def __init__(self, settings: "Settings | None" = None, source: Any = None,
-                 online: "OnlineFeatures | None" = None):
+                 online: "OnlineFeatures | None" = None, listeners: Iterable[Listener] = ()):
         if settings is None:
             from sunday.settings import get_settings
 
@@ -216,6 +221,7 @@ class StreamingConsumer:
 
             online = OnlineFeatures(settings)
         self.online = online
+        self.listeners = list(listeners)
         self._frames: list[pd.DataFrame] = []   # loaded / received events, concatenated on demand
         self._events: pd.DataFrame | None = None
         self._event_ids: set[str] = set()   # every event in the history
@@ -359,7 +365,22 @@ class StreamingConsumer:
         for g, df in frames.items():
             self.online._push(g, df)
         self._received.add(ev["event_id"])
-        return Processed(event_id=ev["event_id"], rows=rows, seconds=time.perf_counter() - t0)
+        errors = self._notify(ev)
+        return Processed(event_id=ev["event_id"], rows=rows, seconds=time.perf_counter() - t0,
+                         listener_errors=errors)
+
+    def _notify(self, ev: dict) -> list[str]:
+        """Call each listener (e.g. the search indexer) with the event and its task row. The features are already
+        pushed, so a listener's failure is logged and reported in ``Processed.listener_errors``, not raised."""
+        errors = []
+        for listener in self.listeners:
+            try:
+                listener(ev, self._task_row(ev))
+            except Exception as exc:  # noqa: BLE001 - reported, the event itself is processed
+                name = getattr(listener, "__qualname__", type(listener).__name__)
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                log.warning("listener %s failed on event %s: %s", name, ev.get("event_id"), exc)
+        return errors
 
     def run(self, events: Iterable[Mapping[str, Any]], on_error: str = "raise") -> RunStats:
         """Process every event of ``events`` in order. ``on_error``: ``raise`` (stop at the first bad event) or

@@ -33,6 +33,7 @@ from sunday.serving.keys import Principal, Role, require
 
 PREFIX = "/api/v1/ml"
 ERRORS = {code: {"model": S.Problem} for code in (401, 403, 404, 429)}  # documented error answers
+NLP_ERRORS = {**ERRORS, **{code: {"model": S.Problem} for code in (413, 503)}}  # + input too large, no model
 
 
 class ApiError(ServingError):
@@ -45,6 +46,10 @@ class Backend(Protocol):
     async def assign(self, item: dict) -> dict: ...
     async def timeline(self, item: dict) -> dict: ...
     async def ingest(self, events: list[dict]) -> dict: ...
+    async def search(self, item: dict) -> dict: ...
+    async def index_document(self, item: dict) -> dict: ...
+    async def draft_task(self, item: dict) -> dict: ...
+    async def summarize_meeting(self, item: dict) -> dict: ...
     async def models(self) -> list[dict]: ...
 
 
@@ -218,6 +223,85 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         set_request_id(request, response, rid)
         return result
 
+    @app.post(f"{PREFIX}/search", response_model=S.SearchResponse, tags=["nlp"], responses=NLP_ERRORS)
+    async def search(body: S.SearchRequest, request: Request, response: Response,
+                     p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """Semantic search over the workspace's tasks, comments, documents and meetings: dense retrieval, a
+        cross-encoder rerank of the top 50, and an answer that cites its sources as [1], [2]."""
+        ctx = context()
+        if body.user_id is not None:
+            ctx.directory.check("user", [body.user_id], p.workspace_id)
+        if body.include_restricted:
+            require(p, Role.ADMIN)
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("search", p, body.model_dump(mode="json"), lambda: ctx.backend.search(item),
+                                    "qmsum_reranker", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/documents", response_model=S.DocumentResponse, tags=["nlp"], responses=ERRORS)
+    async def documents(body: S.DocumentRequest, request: Request, response: Response,
+                        p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """Index a document (replacing an earlier one with the same id) for search."""
+        ctx = context()
+        if body.project_id is not None:
+            ctx.directory.check("project", [body.project_id], p.workspace_id)
+        if body.allowed_users:
+            ctx.directory.check("user", body.allowed_users, p.workspace_id)
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("documents", p, body.model_dump(mode="json", exclude={"text"}),
+                                    lambda: ctx.backend.index_document(item), request_id=request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/draft-task", response_model=S.DraftResponse, tags=["nlp"],
+              responses={**NLP_ERRORS, 422: {"model": S.Problem}})
+    async def draft_task(body: S.DraftRequest, request: Request, response: Response,
+                         p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """A task draft from a short brief: title, description, 3-5 acceptance criteria, technical requirements,
+        story points (the project's effort model when it has estimated tasks) and tags, validated; an LLM answer
+        that cannot be repaired is refused with 422 and the reason."""
+        ctx = context()
+        if body.project_id is not None:
+            ctx.directory.check("project", [body.project_id], p.workspace_id)
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("draft-task", p, body.model_dump(mode="json"),
+                                    lambda: ctx.backend.draft_task(item), "llm", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/summarize-meeting", response_model=S.MeetingResponse, tags=["nlp"], responses=NLP_ERRORS)
+    async def summarize_meeting(body: S.MeetingRequest, request: Request, response: Response,
+                                p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """Key decisions, action items (assignee when named, else the assignment model's pick among the
+        participants; due date from the text), a discussion summary and whether follow-up is needed. With
+        ``create_tasks`` the action items become tasks of the workspace (sending the same meeting again creates
+        no duplicates)."""
+        ctx = context()
+        d = ctx.directory
+        if body.project_id is not None:
+            d.check("project", [body.project_id], p.workspace_id)
+        users = [x.user_id for x in body.participants]
+        if users:
+            d.check("user", users, p.workspace_id)
+        item = {**body.model_dump(mode="json"), "workspace_id": p.workspace_id}
+
+        async def run() -> dict:
+            out = unwrap(await ctx.backend.summarize_meeting(item))
+            summary = out["summary"]
+            await _predict_assignees(ctx.backend, summary, users)
+            created: list[str] = []
+            if body.create_tasks and summary["action_items"]:
+                created = await _create_tasks(ctx, summary, item)
+            return {**{k: summary[k] for k in ("meeting_id", "decisions", "action_items", "discussion_summary",
+                                               "follow_up_needed", "follow_up_reasons", "notes")},
+                    "created_tasks": created, "indexed_passages": out["indexed_passages"]}
+
+        result, rid = await audited("summarize-meeting", p, body.model_dump(mode="json", exclude={"transcript"}),
+                                    run, "meeting_summary", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
     @app.get(f"{PREFIX}/models", response_model=S.ModelsResponse, tags=["ops"])
     async def models(p: Principal = Depends(principal(Role.VIEWER))) -> dict:
         """The model versions serving now."""
@@ -240,6 +324,35 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         return Response(text, media_type="text/plain; version=0.0.4")
 
     return app
+
+
+async def _predict_assignees(backend, summary: dict, candidates: list[str]) -> None:
+    """Fill the unassigned action items with the assignment model's pick among the participants (in place)."""
+    if not candidates:
+        return
+    for a in summary["action_items"]:
+        if a.get("assignee"):
+            continue
+        task = {"title": a.get("title") or a["text"], "description": a["text"]}
+        try:
+            r = unwrap(await backend.assign({"task": task, "candidates": candidates, "top_k": 1, "explain": False,
+                                             "weights": None}))
+        except ServingError as exc:
+            summary["notes"].append(f"no assignee predicted for {a['title']!r}: {exc}")
+            continue
+        a["assignee"], a["assignee_source"] = r["recommended_user"], "predicted"
+
+
+async def _create_tasks(ctx: Context, summary: dict, item: dict) -> list[str]:
+    """The action items as ``created`` (+ ``assigned``) events through the streaming consumer; their task ids."""
+    from sunday.nlp.actions import MeetingSummary, action_item_events
+
+    events = action_item_events(MeetingSummary.model_validate(summary), item)
+    unwrap(await ctx.backend.ingest(events))
+    ids = list(dict.fromkeys(e["task_id"] for e in events))
+    for task_id in ids:
+        ctx.directory.add("task", task_id, item["workspace_id"])
+    return ids
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -266,8 +379,26 @@ class LocalBackend:
     """All models in this process (no Ray): the plain FastAPI + uvicorn alternative. Model calls run in the
     thread pool, the way a FastAPI app serves a synchronous model."""
 
-    def __init__(self, assignment=None, features=None, timeline=None, consumer=None):
+    def __init__(self, assignment=None, features=None, timeline=None, consumer=None, nlp=None):
         self.assignment, self.features, self.timeline_model, self.consumer = assignment, features, timeline, consumer
+        self.nlp = nlp
+
+    def _nlp(self):
+        if self.nlp is None:
+            raise ApiError(503, "the NLP service is not loaded in this server")
+        return self.nlp
+
+    async def search(self, item: dict) -> dict:
+        return await asyncio.to_thread(self._nlp().search, item)
+
+    async def index_document(self, item: dict) -> dict:
+        return await asyncio.to_thread(self._nlp().index_document, item)
+
+    async def draft_task(self, item: dict) -> dict:
+        return await asyncio.to_thread(self._nlp().draft_task, item)
+
+    async def summarize_meeting(self, item: dict) -> dict:
+        return await asyncio.to_thread(self._nlp().summarize_meeting, item)
 
     async def assign(self, item: dict) -> dict:
         if self.assignment is None:

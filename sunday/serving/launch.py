@@ -72,6 +72,12 @@ def curl_lines(url: str, token: str, sample: dict[str, Any]) -> list[str]:
     if sample.get("project_id"):
         lines.append(f"curl -s {auth} -H 'Content-Type: application/json' "
                      f"-d '{{\"project_id\": \"{sample['project_id']}\"}}' {url}/api/v1/ml/predict-timeline")
+    search = {"query": "dashboard feels sluggish", "top_k": 3}
+    lines.append(f"curl -s {auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(search))} "
+                 f"{url}/api/v1/ml/search")
+    draft = {"brief": "Let users export a board to CSV"}
+    lines.append(f"curl -s {auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(draft))} "
+                 f"{url}/api/v1/ml/draft-task   # embedded 135M LLM: slow, and often refused with the reason")
     lines.append(f"curl -s {auth} {url}/api/v1/ml/models")
     lines.append(f"open {url}/docs   # OpenAPI")
     return lines

@@ -12,7 +12,8 @@ from typing import Any
 
 
 def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: float = 100.0,
-                        embeddings: bool = True, timeline: bool = True, feature_ttl_s: float = 2.0):
+                        embeddings: bool = True, timeline: bool = True, feature_ttl_s: float = 2.0,
+                        nlp: bool = True, vector_store=None):
     from sunday.errors import SundayError
     from sunday.features.online import OnlineFeatures
     from sunday.features.platform import simulation_path
@@ -35,9 +36,15 @@ def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: 
             timeline_model = None  # no champion yet: the endpoint answers 503
     assignment = AssignmentModel(settings, embeddings=embeddings)
     assignment.warmup()
+    service = None
+    if nlp:
+        from sunday.nlp.service import NlpService
+
+        service = NlpService.for_settings(settings, sim_path=sim_path, store=vector_store)
     backend = LocalBackend(assignment,
                            CachedFeatures(OnlineFeatures(settings), ttl_s=feature_ttl_s), timeline_model,
-                           StreamingConsumer(settings, sim_path))
+                           StreamingConsumer(settings, sim_path, listeners=[service.on_event] if service else ()),
+                           service)
     return Context(backend, default_keystore(settings),
                    make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
                    default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),

@@ -188,3 +188,126 @@ class AuditResponse(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# -- NLP -------------------------------------------------------------------------------------------------------------
+
+Collection = Literal["tasks", "comments", "documents", "meeting_turns"]
+
+
+class SearchRequest(Strict):
+    query: str = Field(..., min_length=1, max_length=100_000, description="the question or keywords (the service "
+                       "refuses more than 1,000 characters with 413)")
+    collections: list[Collection] | None = Field(None, min_length=1, description="default: all four")
+    project_ids: list[str] | None = Field(None, max_length=200, description="limit to these projects")
+    user_id: str | None = Field(None, max_length=200, description="search as this user (adds the restricted "
+                                "items shared with them)")
+    include_restricted: bool = Field(False, description="admin keys only: every item of the workspace")
+    top_k: int | None = Field(None, ge=1, le=50, description="hits after reranking (default 10)")
+    answer: bool = Field(True, description="also answer from the best hits, citing them as [1], [2]")
+
+
+class SearchHitOut(BaseModel):
+    rank: int
+    collection: str
+    key: str
+    title: str
+    text: str
+    dense_score: float
+    rerank_score: float | None
+    payload: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[SearchHitOut]
+    answer: str | None
+    answer_source: str | None = Field(None, description="llm, or extractive when the LLM cited no source")
+    citations: list[int]
+    reranked: bool
+    timings_ms: dict[str, float]
+    notes: list[str]
+    latency_ms: float
+
+
+class DocumentRequest(Strict):
+    doc_id: str = Field(..., min_length=1, max_length=200)
+    title: str = Field("", max_length=500)
+    text: str = Field(..., min_length=1, max_length=2_000_000, description="paragraphs separated by blank lines")
+    project_id: str | None = Field(None, max_length=200)
+    visibility: Literal["workspace", "restricted"] = "workspace"
+    allowed_users: list[str] = Field(default_factory=list, max_length=1_000)
+
+
+class DocumentResponse(BaseModel):
+    doc_id: str
+    passages: int
+    latency_ms: float
+
+
+class ProjectIn(Strict):
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=2_000)
+    tags: list[str] = Field(default_factory=list, max_length=30)
+    recent_titles: list[str] = Field(default_factory=list, max_length=20)
+
+
+class DraftRequest(Strict):
+    brief: str = Field(..., min_length=1, max_length=100_000, description="a short description of the work "
+                       "(the generator refuses long ones with 413)")
+    project_id: str | None = Field(None, max_length=200, description="a project of the workspace: its recent tasks "
+                                   "and estimates inform the draft")
+    project: ProjectIn | None = None
+
+
+class DraftResponse(BaseModel):
+    title: str
+    description: str
+    acceptance_criteria: list[str]
+    technical_requirements: list[str]
+    story_points: float | None
+    story_points_source: str
+    tags: list[str]
+    model: str
+    repaired: bool
+    repairs: list[str]
+    attempts: int
+    latency_ms: float
+
+
+class TurnIn(Strict):
+    speaker: str = Field("", max_length=200)
+    content: str = Field(..., max_length=100_000)
+
+
+class ParticipantIn(Strict):
+    user_id: str = Field(..., min_length=1, max_length=200)
+    name: str | None = Field(None, max_length=200)
+
+
+class MeetingRequest(Strict):
+    meeting_id: str = Field(..., min_length=1, max_length=200)
+    title: str = Field("", max_length=500)
+    date: Date | None = Field(None, description="the meeting day: due dates like 'by Friday' are relative to it")
+    project_id: str | None = Field(None, max_length=200)
+    participants: list[ParticipantIn] = Field(default_factory=list, max_length=200, description="users of the "
+                                              "workspace; a speaker or a name in the text is matched to them")
+    transcript: list[TurnIn] = Field(..., min_length=1, max_length=100_000, description="the turns (over 5,000 "
+                                     "turns or 200,000 characters is refused with 413)")
+    method: Literal["extractive", "llm", "hybrid"] = Field("extractive", description="the discussion summary: "
+                                                           "extractive (default) or from the LLM")
+    create_tasks: bool = Field(False, description="turn the action items into tasks of the workspace")
+    index: bool = Field(True, description="index the transcript for search")
+
+
+class MeetingResponse(BaseModel):
+    meeting_id: str
+    decisions: list[dict[str, Any]]
+    action_items: list[dict[str, Any]]
+    discussion_summary: str
+    follow_up_needed: bool
+    follow_up_reasons: list[str]
+    notes: list[str]
+    created_tasks: list[str]
+    indexed_passages: int
+    latency_ms: float

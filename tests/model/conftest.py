@@ -46,14 +46,14 @@ def served(tmp_path_factory):
     return settings, simulation_path(settings, "demo")
 
 
-def make_client(settings, sim_path, rate=1000.0, burst=1000.0):
+def make_client(settings, sim_path, rate=1000.0, burst=1000.0, **kwargs):
     """``(TestClient, Context)``: the plain FastAPI app (:mod:`sunday.serving.plain`, no Ray) over the served state,
-    without the text encoder."""
+    without the text encoder (``kwargs``: more :func:`build_local_context` arguments)."""
     from fastapi.testclient import TestClient
 
     from sunday.serving.plain import build_local_app
 
-    app, ctx = build_local_app(settings, sim="demo", rate=rate, burst=burst, embeddings=False)
+    app, ctx = build_local_app(settings, sim="demo", rate=rate, burst=burst, embeddings=False, **kwargs)
     return TestClient(app), ctx
 
 
