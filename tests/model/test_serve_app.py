@@ -141,13 +141,14 @@ def test_search_through_the_nlp_deployment(deployed):
         assert r.status_code == 200 and r.json()["passages"] == 1, r.text  # both short paragraphs: one passage
         r = c.post("/api/v1/ml/events", headers=member, json={"events": [{
             "event_id": "serve-nlp-e1", "workspace_id": ws, "task_id": "serve-nlp-t1", "event_type": "created",
-            "timestamp": "2026-11-02T10:00:00", "text": "Rotate the TLS certificates\nStaging certs expire soon."}]})
+            "timestamp": "2026-11-02T10:00:00", "text": "Migrate the team wiki to Confluence\nMove every page and keep "
+                    "the links working."}]})
         assert r.status_code == 200, r.text
         r = c.post("/api/v1/ml/search", headers=member, json={"query": "which day do we deploy releases?",
                                                               "collections": ["documents"], "answer": False})
         assert r.status_code == 200, r.text
         assert r.json()["hits"][0]["key"] == "serve-doc:0"
-        r = c.post("/api/v1/ml/search", headers=member, json={"query": "expiring certificates",
+        r = c.post("/api/v1/ml/search", headers=member, json={"query": "move the wiki pages to confluence",
                                                               "collections": ["tasks"], "answer": False})
         assert r.status_code == 200 and r.json()["hits"][0]["key"] == "serve-nlp-t1", r.text
         assert c.post("/api/v1/ml/search", headers=member, json={"query": "q" * 3000}).status_code == 413
