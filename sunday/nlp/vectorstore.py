@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -290,7 +291,9 @@ class VectorStore:
             points = [models.PointStruct(id=point_uuid(collection, str(k)), vector=v.tolist(),
                                          payload={**p, "key": str(k)})
                       for k, v, p in zip(keys[lo:lo + batch], vectors[lo:lo + batch], checked[lo:lo + batch])]
-            self.client.upsert(name, points=points, wait=True)
+            with warnings.catch_warnings():  # local mode's ">20,000 points" advice: the mirror handles search
+                warnings.filterwarnings("ignore", message="Local mode is not recommended")
+                self.client.upsert(name, points=points, wait=True)
             if name in self._mirrors:
                 self._mirrors[name].put([p.id for p in points], vectors[lo:lo + batch], checked[lo:lo + batch])
         return len(keys)
