@@ -141,15 +141,21 @@ def download_version(name: str, version: str, dst: Path | None = None) -> Path:
 
 def promote(name: str, version: str, challenger_score: float, metric: str,
             score_version: Callable[[str], float], higher_is_better: bool = True,
-            min_gain: float = 0.0) -> Promotion:
+            min_gain: float = 0.0, floor: float | None = None, floor_name: str = "the baseline") -> Promotion:
     """Point ``challenger`` at ``version``; move ``champion`` to it when it beats the champion on the same holdout.
 
-    ``score_version(v)`` scores registered version ``v`` on the holdout the challenger was scored on.
+    ``score_version(v)`` scores registered version ``v`` on the holdout the challenger was scored on. ``floor``:
+    a score the challenger must beat first (e.g. what serving does without the model), whatever the champion.
     """
     from mlflow import MlflowClient
 
     client = MlflowClient()
     client.set_registered_model_alias(name, CHALLENGER, version)
+    if floor is not None:
+        beats = challenger_score > floor if higher_is_better else challenger_score < floor
+        if not beats:
+            return Promotion(name, version, challenger_score, None, None, metric, False,
+                             f"not better than {floor_name} ({floor:.4f}): not promoted")
     champ = alias_version(name, CHAMPION)
     if champ is None:
         client.set_registered_model_alias(name, CHAMPION, version)
@@ -169,6 +175,15 @@ def promote(name: str, version: str, challenger_score: float, metric: str,
                          f"better by {gain:+.4f}")
     return Promotion(name, version, challenger_score, champ, champ_score, metric, False,
                      f"not better ({gain:+.4f}; needs > {min_gain:g})")
+
+
+def log_promotion(promotion: Promotion) -> None:
+    """The gate's verdict in the active MLflow run: ``promotion.json`` and the ``promotion`` tag."""
+    import mlflow
+
+    mlflow.log_dict({"promotion": promotion.line(), "champion_version": promotion.champion_version,
+                     "champion_score": promotion.champion_score, "promoted": promotion.promoted}, "promotion.json")
+    mlflow.set_tag("promotion", promotion.line())
 
 
 def quiet_env() -> None:

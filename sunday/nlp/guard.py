@@ -105,22 +105,13 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-# -- budget -------------------------------------------------------------------------------------------------------
-class TokenBudget:
-    """Tokens per workspace and period, in SQLite (safe across processes sharing ``path``).
+class _SqliteFile:
+    """One SQLite file (WAL) opened on first use, its ``SCHEMA`` statements run then; a lock for this process."""
 
-    ``limit_per_period`` applies to every workspace; ``per_workspace`` overrides it for named ones. ``clock``
-    (epoch seconds) is injectable for tests."""
+    SCHEMA: tuple[str, ...] = ()
 
-    def __init__(self, path: Path, limit_per_period: int, period: str = "day",
-                 per_workspace: Mapping[str, int] | None = None, clock: Callable[[], float] = time.time):
-        if period not in PERIODS:
-            raise ValueError(f"period must be one of {list(PERIODS)}, got {period!r}")
+    def __init__(self, path: Path, clock: Callable[[], float]):
         self.path = Path(path)
-        self.limit_per_period = _positive_int("limit_per_period", limit_per_period)
-        self.period = period
-        self.per_workspace = {str(k): _positive_int(f"per_workspace[{k!r}]", v)
-                              for k, v in (per_workspace or {}).items()}
         self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
@@ -129,8 +120,8 @@ class TokenBudget:
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = _connect(self.path)
-            conn.execute("CREATE TABLE IF NOT EXISTS usage (workspace_id TEXT NOT NULL, period TEXT NOT NULL, "
-                         "tokens INTEGER NOT NULL, PRIMARY KEY (workspace_id, period))")
+            for statement in self.SCHEMA:
+                conn.execute(statement)
             self._conn = conn
         return self._conn
 
@@ -138,6 +129,27 @@ class TokenBudget:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# -- budget -------------------------------------------------------------------------------------------------------
+class TokenBudget(_SqliteFile):
+    """Tokens per workspace and period, in SQLite (safe across processes sharing ``path``).
+
+    ``limit_per_period`` applies to every workspace; ``per_workspace`` overrides it for named ones. ``clock``
+    (epoch seconds) is injectable for tests."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS usage (workspace_id TEXT NOT NULL, period TEXT NOT NULL, "
+              "tokens INTEGER NOT NULL, PRIMARY KEY (workspace_id, period))",)
+
+    def __init__(self, path: Path, limit_per_period: int, period: str = "day",
+                 per_workspace: Mapping[str, int] | None = None, clock: Callable[[], float] = time.time):
+        if period not in PERIODS:
+            raise ValueError(f"period must be one of {list(PERIODS)}, got {period!r}")
+        super().__init__(path, clock)
+        self.limit_per_period = _positive_int("limit_per_period", limit_per_period)
+        self.period = period
+        self.per_workspace = {str(k): _positive_int(f"per_workspace[{k!r}]", v)
+                              for k, v in (per_workspace or {}).items()}
 
     def limit(self, workspace_id: str) -> int:
         """The workspace's tokens per period."""
@@ -210,35 +222,20 @@ def prompt_key(model: str, messages: list[dict], max_tokens: int, stop: list[str
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class PromptCache:
+class PromptCache(_SqliteFile):
     """Completions keyed by :func:`prompt_key`, in SQLite; least recently used entries beyond ``max_entries`` are
     evicted, entries older than ``ttl_s`` (when set) are misses. Values are the completion's fields as a dict."""
 
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL, "
+              "accessed REAL NOT NULL)", "CREATE INDEX IF NOT EXISTS cache_accessed ON cache (accessed)")
+
     def __init__(self, path: Path, max_entries: int = 10_000, ttl_s: float | None = None,
                  clock: Callable[[], float] = time.time):
-        self.path = Path(path)
+        super().__init__(path, clock)
         self.max_entries = _positive_int("max_entries", max_entries)
         if ttl_s is not None and not ttl_s > 0:
             raise ValueError(f"ttl_s must be positive or None, got {ttl_s!r}")
         self.ttl_s = ttl_s
-        self.clock = clock
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.RLock()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = _connect(self.path)
-            conn.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                         "created REAL NOT NULL, accessed REAL NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS cache_accessed ON cache (accessed)")
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored value, or None (missing or expired); a hit refreshes the entry's recency."""

@@ -171,20 +171,11 @@ def train_and_register(settings, job: RerankerJobConfig | None = None, log: Call
                     champ = CrossEncoderReranker.load(tracking.download_version(job.model_name, v, Path(tmp)))
                     return holdout_metrics(champ, cases, embedder, job.holdout_config)[GATE_METRIC]
 
-            floor = metrics.get(FLOOR_METRIC)
-            if floor is not None and not metrics[GATE_METRIC] > floor:
-                # the search without a reranker serves the dense order: a reranker that does not beat it on the
-                # held-out queries must not serve (stays challenger)
-                mlflow.MlflowClient().set_registered_model_alias(job.model_name, tracking.CHALLENGER, version)
-                promotion = tracking.Promotion(job.model_name, version, metrics[GATE_METRIC], None, None,
-                                               GATE_METRIC, False, f"not better than the dense order alone "
-                                               f"({FLOOR_METRIC} {floor:.4f}): not promoted")
-            else:
-                promotion = tracking.promote(job.model_name, version, metrics[GATE_METRIC], GATE_METRIC,
-                                             score_version, higher_is_better=True)
-            mlflow.log_dict({"promotion": promotion.line(), "champion_version": promotion.champion_version,
-                             "champion_score": promotion.champion_score, "promoted": promotion.promoted},
-                            "promotion.json")
-            mlflow.set_tag("promotion", promotion.line())
+            # the search without a reranker serves the dense order: a reranker that does not beat it on the
+            # held-out queries must not serve (it stays challenger)
+            promotion = tracking.promote(job.model_name, version, metrics[GATE_METRIC], GATE_METRIC,
+                                         score_version, higher_is_better=True, floor=metrics.get(FLOOR_METRIC),
+                                         floor_name=f"the dense order alone ({FLOOR_METRIC})")
+            tracking.log_promotion(promotion)
     return RerankerJobResult(metrics, run_id, version, promotion, model_dir, reranker, len(train), len(hold),
                              outcome.n_pairs, seconds, epochs)

@@ -158,10 +158,7 @@ def train_assignment(settings, config: TrainConfig, log=print) -> TrainResult:
 
             promotion = tracking.promote(config.model_name, version, metrics[GATE_METRIC], GATE_METRIC,
                                          score_version)
-            mlflow.log_dict({"promotion": promotion.line(), "champion_version": promotion.champion_version,
-                             "champion_score": promotion.champion_score, "promoted": promotion.promoted},
-                            "promotion.json")
-            mlflow.set_tag("promotion", promotion.line())
+            tracking.log_promotion(promotion)
     return TrainResult(metrics, run_id, version, promotion, model_dir, ranker, train.n_tasks, hold.n_tasks, seconds,
                        holdout=hold)
 

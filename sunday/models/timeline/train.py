@@ -326,9 +326,6 @@ def train_timeline(settings, config: TimelineTrainConfig, log=print) -> Timeline
 
             promotion = tracking.promote(config.model_name, version, metrics[GATE_METRIC], GATE_METRIC,
                                          score_version, higher_is_better=False)
-            mlflow.log_dict({"promotion": promotion.line(), "champion_version": promotion.champion_version,
-                             "champion_score": promotion.champion_score, "promoted": promotion.promoted},
-                            "promotion.json")
-            mlflow.set_tag("promotion", promotion.line())
+            tracking.log_promotion(promotion)
     return TimelineTrainResult(metrics, run_id, version, promotion, model_dir, model, n_tr, n_ho, len(train),
                                len(hold), seconds, holdout=hold, history=list(model.history_))
