@@ -14,7 +14,9 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
   ``{"alias": ...}`` swaps the model in place (``reconfigure``: load beside, then switch).
 * ``Timeline``: the ``project_timeline`` champion, batched likewise (optional: absent until one is registered).
 * ``Events``: the streaming feature consumer (one replica: it keeps the recent event history). The task and comment
-  events it processes are handed to ``Nlp`` to be indexed for search.
+  events it processes are handed to ``Nlp`` to be indexed for search, and every event goes to the anomaly monitor
+  (:func:`sunday.models.anomaly.monitor.serving_monitor`: the simulation's history replayed at start, alerts into
+  the state folder's SQLite store, which the ingress reads for ``GET /api/v1/ml/anomalies/{project}``).
 * ``Nlp``: search (vector store, MiniLM, the ``qmsum_reranker`` champion), meeting summaries and task drafts, with
   the LLM behind its guard (:class:`sunday.nlp.service.NlpService`). One replica with the embedded Qdrant (its
   folder is locked by one process); with ``SUNDAY_QDRANT_URL`` it autoscales. Its LLM is the embedded SmolLM2 in
@@ -26,6 +28,7 @@ folder), ``sim`` (simulation whose directory of users / projects / tasks and fea
 ``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0: no waiting; a batch is what queued
 while the previous batch ran), ``timeline`` (true),
 ``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``nlp`` (true),
+``anomaly`` (true: the anomaly monitor on the Events deployment),
 ``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
 """
@@ -58,6 +61,7 @@ class AppArgs(BaseModel):
     assignment_version: str | None = None
     timeline_version: str | None = None
     nlp: bool = True
+    anomaly: bool = True
     max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
     runtime_env: dict | None = None  # for every replica (e.g. env_vars SUNDAY_HOME / PYTHONPATH when Ray runs
     # already and was started elsewhere)
@@ -199,14 +203,19 @@ class Timeline(_Batched):
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, num_replicas=1, max_ongoing_requests=16)
 class Events:
-    def __init__(self, home: str | None, sim: str, index: bool = False):
+    def __init__(self, home: str | None, sim: str, index: bool = False, anomaly: bool = True):
         from sunday.features.platform import simulation_path
         from sunday.features.streaming import StreamingConsumer
 
         settings = _settings(home)
+        sim_path = simulation_path(settings, sim)
         self.to_index: list[tuple[dict, dict]] = []  # (event, task row) for the Nlp deployment's indexer
-        listeners = [lambda ev, row: self.to_index.append((ev, row))] if index else []
-        self.consumer = StreamingConsumer(settings, simulation_path(settings, sim), listeners=listeners)
+        listeners: list = [lambda ev, row: self.to_index.append((ev, row))] if index else []
+        if anomaly:  # one replica: the monitor's day-by-day state lives here
+            from sunday.models.anomaly.monitor import serving_monitor
+
+            listeners.append(serving_monitor(settings, sim_path))
+        self.consumer = StreamingConsumer(settings, sim_path, listeners=listeners)
 
     def ingest(self, events: list[dict]) -> dict:
         from sunday.serving.api import ApiError, ingest_events
@@ -261,8 +270,9 @@ class ServeBackend:
     """The ingress's backend: DeploymentHandle calls (errors come back as ``{"error", "status"}`` dicts)."""
 
     def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle,
-                 nlp: DeploymentHandle | None = None):
+                 nlp: DeploymentHandle | None = None, alerts=None):
         self.assignment, self.timeline_handle, self.events, self.nlp = assignment, timeline, events, nlp
+        self.alerts = alerts  # the anomaly monitor's AlertStore (SQLite, WAL: read here, written by Events)
 
     async def assign(self, item: dict) -> dict:
         return await self.assignment.recommend.remote(item)
@@ -297,6 +307,11 @@ class ServeBackend:
     async def summarize_meeting(self, item: dict) -> dict:
         return await self._nlp("summarize_meeting", item)
 
+    async def anomalies(self, item: dict) -> dict:
+        from sunday.serving.api import read_anomalies
+
+        return await read_anomalies(self.alerts, item)
+
     async def models(self) -> list[dict]:
         handles = [h for h in (self.assignment, self.timeline_handle) if h is not None]
         return list(await asyncio.gather(*[h.info.remote() for h in handles]))
@@ -314,7 +329,7 @@ def _api():
 class Ingress:
     def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle, timeline: DeploymentHandle | None,
                  events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0,
-                 nlp: DeploymentHandle | None = None):
+                 nlp: DeploymentHandle | None = None, anomaly: bool = True):
         from sunday.features.platform import simulation_path
         from sunday.serving.api import Context, set_context
         from sunday.serving.audit import default_audit_log
@@ -325,8 +340,13 @@ class Ingress:
 
         settings = _settings(home)
         sim_path = simulation_path(settings, sim)
+        alerts = None
+        if anomaly:
+            from sunday.models.anomaly.alerts import AlertStore
+
+            alerts = AlertStore.for_settings(settings)
         set_context(Context(
-            backend=ServeBackend(assignment, timeline, events, nlp), keys=default_keystore(settings),
+            backend=ServeBackend(assignment, timeline, events, nlp, alerts), keys=default_keystore(settings),
             limiter=make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
             audit=default_audit_log(settings), directory=WorkspaceDirectory.from_simulation(sim_path),
             catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics()))
@@ -358,7 +378,7 @@ def build_app(args: dict | None = None):
                                          a.embeddings, a.assignment_version, a.feature_ttl_s)
     timeline = (capped(Timeline).bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                       a.timeline_version) if a.timeline else None)
-    events = capped(Events).bind(home, a.sim, a.nlp)
+    events = capped(Events).bind(home, a.sim, a.nlp, a.anomaly)
     nlp = None
     if a.nlp:
         nlp_d = capped(Nlp)
@@ -366,5 +386,5 @@ def build_app(args: dict | None = None):
             nlp_d = nlp_d.options(num_replicas=None if a.max_replicas != 1 else 1,
                                   autoscaling_config=None if a.max_replicas == 1 else AUTOSCALING["Nlp"])
         nlp = nlp_d.bind(home, a.sim)
-    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst, nlp)
+    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst, nlp, a.anomaly)
 

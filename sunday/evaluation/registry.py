@@ -1,6 +1,6 @@
 """Imports every evaluation module so each registers itself. Model issues add their module here."""
 
 from sunday.evaluation import (  # noqa: F401
-    assignment_sim, delay_risk, qmsum_search, qmsum_summary, sprints, storypoints, storypoints_baselines, task_risk,
+    anomaly_sim, assignment_sim, delay_risk, nab, qmsum_search, qmsum_summary, sprints, storypoints, storypoints_baselines, task_risk,
     timeline, triage,
 )

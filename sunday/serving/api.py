@@ -20,9 +20,10 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Awaitable, Callable, Protocol
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -50,6 +51,7 @@ class Backend(Protocol):
     async def index_document(self, item: dict) -> dict: ...
     async def draft_task(self, item: dict) -> dict: ...
     async def summarize_meeting(self, item: dict) -> dict: ...
+    async def anomalies(self, item: dict) -> dict: ...
     async def models(self) -> list[dict]: ...
 
 
@@ -90,7 +92,8 @@ def unwrap(result: dict) -> dict:
 def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastAPI:
     """The app; ``context()`` gives the live :class:`Context` (set once the process has built it)."""
     app = FastAPI(title=title, version="1", description="Machine-learning API of the Sunday work-management "
-                  "platform: task assignment, project timelines, event ingest. Bearer API keys per workspace.")
+                  "platform: task assignment, project timelines, event ingest, anomaly alerts. Bearer API keys per "
+                  "workspace.")
     bearer = HTTPBearer(auto_error=False, description="API key: sunday keys create --workspace W --role member")
 
     @app.exception_handler(ServingError)
@@ -302,6 +305,27 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         set_request_id(request, response, rid)
         return result
 
+    @app.get(f"{PREFIX}/anomalies/{{project_id}}", response_model=S.AnomaliesResponse, tags=["anomaly"],
+             responses={**ERRORS, 422: {"model": S.Problem}, 503: {"model": S.Problem}})
+    async def anomalies(project_id: str, request: Request, response: Response,
+                        since: date | None = Query(None, description="alerts still unusual on or after this day"),
+                        until: date | None = Query(None, description="alerts that began on or before this day"),
+                        limit: int = Query(100, ge=1, le=1000, description="most recent first"),
+                        p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """The project's anomaly alerts and its team's (velocity drop, creation spike, stuck task, reassignment
+        churn, workload concentration), newest first, each with its reason, from the streaming monitor's store."""
+        ctx = context()
+        ctx.directory.check("project", [project_id], p.workspace_id)
+        if since is not None and until is not None and since > until:
+            raise ApiError(422, f"since: {since} is after until ({until})")
+        item = {"workspace_id": p.workspace_id, "project_id": project_id, "limit": limit,
+                "since": None if since is None else since.isoformat(),
+                "until": None if until is None else until.isoformat()}
+        result, rid = await audited("anomalies", p, item, lambda: ctx.backend.anomalies(item), "anomaly_monitor",
+                                    request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
     @app.get(f"{PREFIX}/models", response_model=S.ModelsResponse, tags=["ops"])
     async def models(p: Principal = Depends(principal(Role.VIEWER))) -> dict:
         """The model versions serving now."""
@@ -379,9 +403,10 @@ class LocalBackend:
     """All models in this process (no Ray): the plain FastAPI + uvicorn alternative. Model calls run in the
     thread pool, the way a FastAPI app serves a synchronous model."""
 
-    def __init__(self, assignment=None, features=None, timeline=None, consumer=None, nlp=None):
+    def __init__(self, assignment=None, features=None, timeline=None, consumer=None, nlp=None, alerts=None):
         self.assignment, self.features, self.timeline_model, self.consumer = assignment, features, timeline, consumer
         self.nlp = nlp
+        self.alerts = alerts  # AlertStore of the anomaly monitor
 
     def _nlp(self):
         if self.nlp is None:
@@ -415,8 +440,28 @@ class LocalBackend:
             raise ApiError(503, "no streaming consumer in this server")
         return await asyncio.to_thread(ingest_events, self.consumer, events)
 
+    async def anomalies(self, item: dict) -> dict:
+        return await read_anomalies(self.alerts, item)
+
     async def models(self) -> list[dict]:
         return [m.info() for m in (self.assignment, self.timeline_model) if m is not None]
+
+
+async def read_anomalies(store, item: dict) -> dict:
+    """A project's alerts and its team's from an :class:`~sunday.models.anomaly.alerts.AlertStore` (``item``:
+    workspace_id, project_id, since, until, limit), as the anomalies route answers them."""
+    if store is None:
+        raise ApiError(503, "no anomaly monitor in this server")
+
+    def read() -> dict:
+        ws, project = item["workspace_id"], item["project_id"]
+        team = store.team_of(ws, project)
+        alerts = store.query(ws, project_id=project, team_id=team, since=item.get("since"),
+                             until=item.get("until"), limit=int(item.get("limit", 100)))
+        return {"project_id": project, "team_id": team, "alerts": [a.to_dict() for a in alerts],
+                "count": len(alerts)}
+
+    return await asyncio.to_thread(read)
 
 
 def ingest_events(consumer, events: list[dict]) -> dict:

@@ -13,7 +13,7 @@ from typing import Any
 
 def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: float = 100.0,
                         embeddings: bool = True, timeline: bool = True, feature_ttl_s: float = 2.0,
-                        nlp: bool = True, vector_store=None):
+                        nlp: bool = True, vector_store=None, anomaly: bool = True):
     from sunday.errors import SundayError
     from sunday.features.online import OnlineFeatures
     from sunday.features.platform import simulation_path
@@ -41,10 +41,17 @@ def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: 
         from sunday.nlp.service import NlpService
 
         service = NlpService.for_settings(settings, sim_path=sim_path, store=vector_store)
+    listeners: list = [service.on_event] if service else []
+    alerts = None
+    if anomaly:  # the anomaly monitor beside the search indexer: history replayed, then every ingested event
+        from sunday.models.anomaly.monitor import serving_monitor
+
+        monitor = serving_monitor(settings, sim_path)
+        listeners.append(monitor)
+        alerts = monitor.sink  # its AlertStore, read by GET /anomalies/{project}
     backend = LocalBackend(assignment,
                            CachedFeatures(OnlineFeatures(settings), ttl_s=feature_ttl_s), timeline_model,
-                           StreamingConsumer(settings, sim_path, listeners=[service.on_event] if service else ()),
-                           service)
+                           StreamingConsumer(settings, sim_path, listeners=listeners), service, alerts)
     return Context(backend, default_keystore(settings),
                    make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
                    default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),

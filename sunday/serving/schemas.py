@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -310,4 +310,34 @@ class MeetingResponse(BaseModel):
     notes: list[str]
     created_tasks: list[str]
     indexed_passages: int
+    latency_ms: float
+
+
+# -- anomalies -------------------------------------------------------------------------------------------------------
+
+class AnomalyOut(BaseModel):
+    alert_id: str
+    entity_type: Literal["project", "team"] = Field(description="a project's own signal, or its team's")
+    entity_id: str
+    project_id: str | None
+    team_id: str | None
+    signal: str = Field(description="velocity, tasks_created, stuck_days, task_reassignments or assigned_share")
+    kind: str = Field(description="what it points at: velocity_drop, creation_spike, stuck_task, "
+                                  "reassignment_churn or workload_concentration")
+    start: date = Field(description="first unusual day (UTC)")
+    end: date = Field(description="last unusual day so far")
+    open: bool = Field(description="still unusual on the last day the monitor closed")
+    score: float = Field(description="peak combined detector score in [0, 1]")
+    value: float = Field(description="the signal's value at the peak")
+    baseline: float = Field(description="its usual value then (median of the previous 4 weeks)")
+    detectors: list[str] = Field(description="detectors that found the alert's days rare")
+    subject: str | None = Field(description="the task or team member the alert is about, when there is one")
+    reason: str
+
+
+class AnomaliesResponse(BaseModel):
+    project_id: str
+    team_id: str | None = Field(description="the project's team (its alerts are included)")
+    alerts: list[AnomalyOut]
+    count: int
     latency_ms: float
