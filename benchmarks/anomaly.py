@@ -110,7 +110,8 @@ def main() -> None:
     extra: dict = {}
     names = list(DEFAULT_DETECTORS)
     if not args.no_lstm:
-        from sunday.models.anomaly.lstm_ae import AeTrainConfig, train_autoencoder
+        from sunday.models.anomaly.lstm_ae import AeTrainConfig
+        from sunday.models.anomaly.lstm_ae_train import train_autoencoder
 
         t0 = time.perf_counter()
         model = train_autoencoder([v[: min(750, n // 5)]], AeTrainConfig(epochs=2), use_ray=False)

@@ -270,6 +270,15 @@ def step_serve(ctx: DemoContext) -> None:
                                   f"{len(t['at_risk_tasks'])} at-risk task(s)")
             else:
                 ctx.console.print(f"POST /api/v1/ml/predict-timeline -> HTTP {r.status_code}: {r.text[:200]}")
+        if sample.get("project_id"):
+            r = client.get(f"/api/v1/ml/anomalies/{sample['project_id']}", params={"limit": 5}, headers=headers)
+            if r.status_code == 200:
+                out = r.json()
+                newest = out["alerts"][0] if out["alerts"] else None
+                ctx.console.print(f"GET /api/v1/ml/anomalies/{sample['project_id']} -> {out['count']} alert(s)"
+                                  + (f"; newest: {newest['reason']}" if newest else ""))
+            else:
+                ctx.console.print(f"GET /api/v1/ml/anomalies -> HTTP {r.status_code}: {r.text[:200]}")
         r = client.post("/api/v1/ml/search", json={"query": "dashboard feels sluggish", "top_k": 3},
                         headers=headers)
         if r.status_code == 200:

@@ -40,11 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
     from sunday.jobs import write_result
-    from sunday.models.anomaly.lstm_ae import (
-        AeJobConfig,
-        AeTrainConfig,
-        train_and_register,
-    )
+    from sunday.models.anomaly.lstm_ae import AeTrainConfig
+    from sunday.models.anomaly.lstm_ae_mlflow import AeJobConfig, train_and_register
     from sunday.settings import get_settings
 
     try:

@@ -59,16 +59,18 @@ def probation_values(corpus) -> list[np.ndarray]:
 
 def resolve_lstm(spec: str, corpus, settings, notes: list[str], progress: bool):
     """The LSTM autoencoder to use (or None), per the ``lstm`` option."""
-    from sunday.models.anomaly import lstm_ae
+    from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder
+    from sunday.models.anomaly.lstm_ae_mlflow import load_registered
+    from sunday.models.anomaly.lstm_ae_train import train_autoencoder
 
     if spec == "none":
         return None
     if spec not in ("registered", "train"):
-        model = lstm_ae.LstmAutoencoder.load(Path(spec))
+        model = LstmAutoencoder.load(Path(spec))
         notes.append(f"lstm_ae: model loaded from {spec}")
         return model
     if spec == "registered":
-        model = lstm_ae.load_registered(settings, alias="champion")
+        model = load_registered(settings, alias="champion")
         if model is not None:
             notes.append("lstm_ae: the registered anomaly_lstm_ae champion (MLflow)")
             return model
@@ -76,7 +78,7 @@ def resolve_lstm(spec: str, corpus, settings, notes: list[str], progress: bool):
                      "periods (train_jobs/anomaly_ae.py trains and registers one through Ray Train)")
     else:
         notes.append("lstm_ae: trained in-process on the probationary periods")
-    return lstm_ae.train_autoencoder(probation_values(corpus), lstm_ae.AeTrainConfig(), use_ray=False)
+    return train_autoencoder(probation_values(corpus), AeTrainConfig(), use_ray=False)
 
 
 @register
@@ -119,7 +121,11 @@ class NabEvaluation(Evaluation):
         args = {"lstm_ae": {"model": model}} if model is not None else {}
 
         per_detector: dict[str, dict[str, np.ndarray]] = {n: {} for n in names}
-        ensemble, ensemble_raw = {}, {}
+        ensemble, ensemble_raw, without_ae = {}, {}, {}
+        ablation = None
+        if "lstm_ae" in names and len(names) > 1:
+            keep = [j for j, n in enumerate(names) if n != "lstm_ae"]
+            ablation = EnsembleConfig(detectors=tuple(names[j] for j in keep))
         alerts = 0
         for sid, s in tqdm(corpus.series.items(), desc="nab", disable=not progress):
             ts = s.timestamps.astype("datetime64[ns]")
@@ -130,12 +136,16 @@ class NabEvaluation(Evaluation):
                 ts = np.maximum.accumulate(ts)
             out = Ensemble(config, signal=sid, detector_args=args).run(s.values, ts)
             ensemble[sid], ensemble_raw[sid] = out.alert_scores, out.scores
+            if ablation is not None:
+                without_ae[sid] = Ensemble(ablation, signal=sid).run_scores(out.detector_scores[:, keep],
+                                                                            ts).alert_scores
             alerts += len(out.alerts)
             for j, n in enumerate(names):
                 per_detector[n][sid] = refractory_scores(out.detector_scores[:, j], config.threshold,
                                                          config.refractory)
 
-        runs = {"ensemble": ensemble, "ensemble (no refractory)": ensemble_raw, **per_detector,
+        runs = {"ensemble": ensemble, "ensemble (no refractory)": ensemble_raw,
+                **({"ensemble without lstm_ae": without_ae} if ablation is not None else {}), **per_detector,
                 "null": null_scores(corpus), "random": random_scores(corpus, seed=0)}
         rows = []
         for label, scores in runs.items():

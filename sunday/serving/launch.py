@@ -72,6 +72,8 @@ def curl_lines(url: str, token: str, sample: dict[str, Any]) -> list[str]:
     if sample.get("project_id"):
         lines.append(f"curl -s {auth} -H 'Content-Type: application/json' "
                      f"-d '{{\"project_id\": \"{sample['project_id']}\"}}' {url}/api/v1/ml/predict-timeline")
+    if sample.get("project_id"):
+        lines.append(f"curl -s {auth} '{url}/api/v1/ml/anomalies/{sample['project_id']}?limit=5'")
     search = {"query": "dashboard feels sluggish", "top_k": 3}
     lines.append(f"curl -s {auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(search))} "
                  f"{url}/api/v1/ml/search")

@@ -26,8 +26,8 @@ def test_ray_train_two_workers_loss_falls(ray_session, settings):
         AeTrainConfig,
         LstmAeDetector,
         LstmAutoencoder,
-        train_autoencoder,
     )
+    from sunday.models.anomaly.lstm_ae_train import train_autoencoder
 
     series = [_sine(500, s, 10.0 ** s) for s in range(3)]
     cfg = AeTrainConfig(epochs=4, batch_size=32, lr=5e-3, max_windows=1200, seed=0)
@@ -47,11 +47,8 @@ def test_job_registers_the_model(ray_session, settings, data_dir, monkeypatch, t
     from mlflow import MlflowClient
 
     from sunday import tracking
-    from sunday.models.anomaly.lstm_ae import (
-        MODEL_NAME,
-        LstmAutoencoder,
-        load_registered,
-    )
+    from sunday.models.anomaly.lstm_ae import LstmAutoencoder
+    from sunday.models.anomaly.lstm_ae_mlflow import MODEL_NAME, load_registered
 
     monkeypatch.setenv("SUNDAY_DATA_DIR", str(data_dir))
     spec = importlib.util.spec_from_file_location("anomaly_ae_job", JOB)

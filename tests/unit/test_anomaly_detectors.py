@@ -166,6 +166,10 @@ def test_ensemble_update_equals_run():
     np.testing.assert_allclose([p.score for p in pts], run.scores)
     np.testing.assert_allclose([p.alert_score for p in pts], run.alert_scores)
     assert [a.start_index for a in ens.alerts] == [a.start_index for a in run.alerts]
+    again = Ensemble(cfg, signal="x").run_scores(run.detector_scores, t)
+    np.testing.assert_allclose(again.alert_scores, run.alert_scores)
+    with pytest.raises(ValueError, match="detector scores"):
+        Ensemble(cfg).run_scores(run.detector_scores[:, :2], t)
 
 
 def test_a_daily_recurring_spike_stops_alerting():
@@ -180,3 +184,11 @@ def test_a_daily_recurring_spike_stops_alerting():
     assert not alerted & {7, 8, 9}, alerted
     plain = Ensemble(EnsembleConfig(recurrence_cycles=0), signal="backup").run(v, t)
     assert {a.start_index // 288 for a in plain.alerts if a.start_index % 288 == 100} >= {7, 8, 9}
+
+
+def test_combine_needs_two_detectors_unless_one_is_all_but_certain():
+    ens = Ensemble(EnsembleConfig(detectors=("robust_z", "ewma", "seasonal")))
+    rows = np.array([[0.9, 0.8, 0.0], [1.0, 0.1, 0.0], [0.8, 0.1, 0.0]])
+    np.testing.assert_allclose(ens.combine(rows), [0.85, 0.8, 0.64])
+    alone = Ensemble(EnsembleConfig(detectors=("robust_z", "ewma", "seasonal"), solo=0.0))
+    np.testing.assert_allclose(alone.combine(rows), [0.85, 0.55, 0.45])

@@ -1,4 +1,4 @@
-"""Daily workspace signals for anomaly detection (sunday.models.anomaly.signals).
+"""Daily workspace signals for anomaly detection (sunday.models.anomaly.signals and .tracker).
 
 * the incremental path (SignalTracker, one event at a time) gives exactly the batch builder's rows;
 * the daily flows, the backlog and the team balance are the feature platform's own (project_velocity,
@@ -18,9 +18,8 @@ import pytest
 
 from sunday.data.simulator import SimConfig, simulate_tables
 from sunday.errors import SundayError, ValidationError
-from sunday.models.anomaly.signals import (
-    PROJECT_COLUMNS, TEAM_COLUMNS, SignalConfig, SignalTracker, daily_signals, stream_signals,
-)
+from sunday.models.anomaly.signals import PROJECT_COLUMNS, TEAM_COLUMNS, SignalConfig, daily_signals
+from sunday.models.anomaly.tracker import SignalTracker, stream_signals
 
 SMALL = SimConfig(n_events=12_000, seed=7, events_per_workspace=6_000)  # 2 workspaces
 T0 = datetime(2024, 3, 4, 9, 0)  # a Monday

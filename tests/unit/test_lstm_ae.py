@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sunday.errors import SundayError
+from sunday.evaluation.nab_scoring import probationary_length
 from sunday.models.anomaly.base import SeriesInputError, TailCalibration
 from sunday.models.anomaly.lstm_ae import (
     AeTrainConfig,
@@ -19,11 +20,10 @@ from sunday.models.anomaly.lstm_ae import (
     RunningScale,
     new_scale,
     normalise_windows,
-    probation_length,
     series_windows,
-    train_autoencoder,
     training_windows,
 )
+from sunday.models.anomaly.lstm_ae_train import train_autoencoder
 
 SMALL = AeTrainConfig(window=16, hidden=8, latent=4, halflife=100, min_points=16)
 FAST_CAL = TailCalibration(min_history=16, refresh=8, history=200)
@@ -61,7 +61,8 @@ def test_shapes_and_windows():
     assert t.shape == (50, SMALL.window) and t.dtype == np.float32
     with pytest.raises(SundayError, match="no training windows"):
         training_windows([np.arange(10.0)], SMALL)
-    assert probation_length(4032) == 604 and probation_length(22695) == 750
+    # the training job's normal history: NAB's probationary rows (int(...) of the float NAB length)
+    assert int(probationary_length(4032)) == 604 and int(probationary_length(22695)) == 750
 
 
 def test_normalisation_has_no_look_ahead():

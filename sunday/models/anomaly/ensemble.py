@@ -7,7 +7,8 @@
 
 The combined score is the mean of the ``top_k`` highest detector scores (each detector's score is already
 calibrated to a tail probability, see :mod:`~sunday.models.anomaly.base`), so it is high only when at least
-``top_k`` detectors find the point rare. An alert opens when the score reaches ``threshold`` (0.7) and no alert
+``top_k`` detectors find the point rare -- or when one detector is all but certain: a lone score counts at weight
+``solo`` (0.8), so it raises an alert by itself from 0.875 (a tail probability below about 1 in 20,000). An alert opens when the score reaches ``threshold`` (0.7) and no alert
 opened in the last ``refractory`` points; points at or above the threshold inside that period extend the open
 alert instead of raising new ones. An alert names the signal, its span (first and last point at or above
 ``threshold``) and the detectors whose own score reached ``agree`` inside the span.
@@ -58,6 +59,7 @@ def make_detector(name: str, calibration: TailCalibration | None = None, **extra
 class EnsembleConfig:
     detectors: tuple[str, ...] = DEFAULT_DETECTORS
     top_k: int = 2
+    solo: float = 0.8           # a lone detector counts at this weight (0.8: it alerts alone only at score >= 0.875)
     threshold: float = 0.7
     agree: float = 0.6
     refractory: int = 100       # points after an alert opens during which no new alert opens
@@ -74,6 +76,8 @@ class EnsembleConfig:
             raise ValueError(f"top_k must be between 1 and {len(self.detectors)}, got {self.top_k}")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not 0 <= self.solo <= 1:
+            raise ValueError(f"solo must be in [0, 1], got {self.solo}")
         if self.recurrence_cycles < 0 or self.recurrence_slack < 0 or not 0 <= self.recurrence_factor <= 1:
             raise ValueError("recurrence_cycles and recurrence_slack must be >= 0 and recurrence_factor in [0, 1]")
         if self.period is not None and self.period < 2:
@@ -82,7 +86,7 @@ class EnsembleConfig:
 
 class Recurrence:
     """Discounts a combined score that already reached ``level`` at the same time of the season (+- ``slack``
-    points) in one of the last ``cycles`` seasons: a daily backup spike, a Monday planning burst, are the series'
+    points, at most ``period // 24``) in one of the last ``cycles`` seasons: a daily backup spike, a Monday planning burst, are the series'
     normal. Bounded: a ring of ``cycles * period + slack + 1`` past scores."""
 
     _PROBE = 16
@@ -115,13 +119,12 @@ class Recurrence:
             self._learn_period(ns)
             return score
         P = self.period
-        if P <= self.slack:
-            return score
+        slack = min(self.slack, P // 24)  # at most an hour of a day; none for a week of days
         if self._buf is None:
             self._buf = np.zeros(self.cycles * P + self.slack + 1)
         L, n, out = len(self._buf), self._n, score
         for k in range(1, self.cycles + 1):
-            lo, hi = n - k * P - self.slack, n - k * P + self.slack
+            lo, hi = n - k * P - slack, n - k * P + slack
             if hi < 0:
                 break
             idx = np.arange(max(lo, 0, n - L + 1), hi + 1) % L
@@ -192,9 +195,8 @@ class Ensemble:
     def combine(self, scores: np.ndarray) -> np.ndarray:
         """Per-detector scores (n_points, n_detectors) -> combined score per point."""
         k = self.config.top_k
-        if scores.shape[1] == k:
-            return scores.mean(axis=1)
-        return np.sort(scores, axis=1)[:, -k:].mean(axis=1)
+        top = scores.mean(axis=1) if scores.shape[1] == k else np.sort(scores, axis=1)[:, -k:].mean(axis=1)
+        return np.maximum(top, self.config.solo * scores.max(axis=1))
 
     def _track(self, i: int, score: float, row: np.ndarray, when: Any) -> tuple[Alert | None, float]:
         """(the alert the point opened or extended, its alert score)."""
@@ -239,7 +241,16 @@ class Ensemble:
         v, t = check_series(values, timestamps, self.signal)
         if self._last_ns is not None and t is not None and int(t[0].astype("int64")) < self._last_ns:
             raise SeriesInputError("timestamp", "goes backwards from the last point already seen", 0, self.signal)
-        rows = self.detector_scores(v, t)
+        return self.run_scores(self.detector_scores(v, t), t)
+
+    def run_scores(self, rows: np.ndarray, timestamps: Any = None) -> EnsembleRun:
+        """Combine detector scores already computed (columns in ``config.detectors`` order; e.g. a subset of
+        another run's columns, for an ablation) into scores and alerts, as :meth:`run` does."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != len(self.detectors):
+            raise ValueError(f"expected (points, {len(self.detectors)}) detector scores, got {rows.shape}")
+        t = None if timestamps is None else np.asarray(timestamps, dtype="datetime64[ns]")
+        v = rows[:, 0]
         combined = self.combine(rows).tolist()
         ns = t.astype("int64").tolist() if t is not None else [None] * len(v)
         scores = np.array([self._recurrence(s, n) for s, n in zip(combined, ns)])

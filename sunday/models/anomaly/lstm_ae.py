@@ -1,9 +1,10 @@
-"""LSTM autoencoder on normalised windows, as a :class:`StreamingDetector` (``lstm_ae``), and its training.
+"""LSTM autoencoder on normalised windows, as a :class:`StreamingDetector` (``lstm_ae``).
 
 The model (:class:`LstmAutoencoder`) reconstructs a window of ``window`` (32) normalised values: an LSTM encoder
 (hidden 32) whose last hidden state becomes a latent vector (8), repeated as the input of an LSTM decoder whose
-outputs are projected back to one value per step. It is trained (:func:`train_autoencoder`) with MSE on windows of
-*normal* history only, so windows unlike the normal ones reconstruct badly.
+outputs are projected back to one value per step. It is trained
+(:func:`~sunday.models.anomaly.lstm_ae_train.train_autoencoder`) with MSE on windows of *normal* history only, so
+windows unlike the normal ones reconstruct badly.
 
 Normalisation (one parameter set for every series, whatever its scale): a slow running location / scale per series
 (:class:`RunningScale`: an exponentially weighted mean and mean absolute deviation, half-life ``halflife`` = 500
@@ -30,9 +31,8 @@ at once and calibrates the statistics in order: the same scores as point-by-poin
 float64 on the CPU for scoring, so batch size changes nothing beyond ~1e-16), and the detector is left in the state
 those updates would have left (NaN points skipped, an already-fed detector continued).
 
-Training and the registry: :func:`train_and_register` (behind ``train_jobs/anomaly_ae.py``) trains on NAB's normal
-history (the probationary first 15% of each series), logs to MLflow and registers ``anomaly_lstm_ae``;
-:func:`load_registered` loads a registered version by alias.
+Training (in process or on Ray Train workers) is :mod:`sunday.models.anomaly.lstm_ae_train`; the training job, the
+MLflow registry (``anomaly_lstm_ae``) and its pyfunc are :mod:`sunday.models.anomaly.lstm_ae_mlflow`.
 """
 
 from __future__ import annotations
@@ -41,13 +41,9 @@ import contextlib
 import copy
 import json
 import math
-import os
-import tempfile
-import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +59,6 @@ from sunday.models.anomaly.base import (
     check_series,
 )
 
-MODEL_NAME = "anomaly_lstm_ae"
-EXPERIMENT = "anomaly-lstm-ae"
-GATE_METRIC = "val_mse"  # reconstruction MSE of held-out series' normal windows, lower is better
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 
@@ -286,55 +279,7 @@ class LstmAutoencoder(nn.Module):
         return model.eval()
 
 
-# -- training -----------------------------------------------------------------------------------------------------
-
-def train_epochs(model: nn.Module, windows: np.ndarray, config: AeTrainConfig, rank: int = 0, world: int = 1,
-                 device: Any = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict[str, float]]:
-    """The loop every trainer runs: each epoch the same (seed, epoch) shuffle on every rank, rank r takes every
-    ``world``-th batch (same number of steps on every rank, so DDP all-reduces line up). The epoch loss is the mean
-    over every rank's batches."""
-    device = device or torch.device("cpu")
-    X = torch.from_numpy(np.asarray(windows, np.float32))
-    n, bs = len(X), config.batch_size
-    steps = max(1, n // (bs * world))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history = []
-    for epoch in range(config.epochs):
-        t0 = time.perf_counter()
-        order = np.random.default_rng((config.seed, epoch)).permutation(n)
-        model.train()
-        total = torch.zeros((), dtype=torch.float64)
-        for k in range(steps):
-            idx = order[(k * world + rank) * bs:(k * world + rank + 1) * bs]
-            if len(idx) == 0:
-                idx = order[:bs]
-            xb = X[torch.from_numpy(idx)].to(device)
-            loss = torch.nn.functional.mse_loss(model(xb), xb)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += loss.detach().double().cpu()
-        if world > 1:
-            import torch.distributed as dist
-
-            t = total.to(device)
-            dist.all_reduce(t)
-            total = t.cpu() / world
-        row = {"epoch": epoch, "loss": float(total) / steps, "seconds": time.perf_counter() - t0}
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-    return history
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SundayError("device 'cuda' asked for but CUDA is not available")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
+# -- torch threads (scoring here, in-process training in lstm_ae_train) -------------------------------------------
 
 @contextlib.contextmanager
 def _threads(n: int):
@@ -347,92 +292,6 @@ def _threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def train_local(windows: np.ndarray, config: AeTrainConfig, device: str | None = None) -> LstmAutoencoder:
-    dev = resolve_device(device or config.device)
-    with _threads(config.threads):
-        torch.manual_seed(config.seed)
-        net = LstmAutoencoder(config).to(dev)
-        history = train_epochs(net, windows, config, device=dev)
-    net = net.cpu().eval()
-    net.history_ = history
-    return net
-
-
-def _ray_worker(loop_config: dict) -> None:
-    import ray
-    import ray.train
-    import ray.train.torch
-
-    config = AeTrainConfig.from_dict(loop_config["config"])
-    windows = ray.get(loop_config["windows"])
-    torch.set_num_threads(1)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()  # CUDA with use_gpu, else CPU
-    torch.manual_seed(config.seed)
-    net = LstmAutoencoder(config)
-    model = ray.train.torch.prepare_model(net)  # to the device; DDP when world > 1
-    module = getattr(model, "module", model)
-    history: list[dict] = []
-
-    def on_epoch(row: dict) -> None:
-        history.append(row)
-        metrics = {**row, "device": device.type}
-        if row["epoch"] < config.epochs - 1 or rank != 0:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory(prefix="sunday-lstm-ae-ckpt-") as tmp:
-            module.history_ = history
-            module.save(tmp)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-
-    train_epochs(model, windows, config, rank=rank, world=world, device=device, on_epoch=on_epoch)
-
-
-def train_with_ray(windows: np.ndarray, config: AeTrainConfig, num_workers: int = 2, use_gpu: bool = False,
-                   storage_path: str | Path | None = None) -> LstmAutoencoder:
-    """Train on ``num_workers`` Ray Train workers (DDP; gloo on CPU, NCCL on GPUs); the model from the checkpoint."""
-    import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    from sunday.models.raytrain import controller_poll_interval, default_storage_path
-
-    if not ray.is_initialized():
-        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
-    if num_workers < 1:
-        raise SundayError(f"num_workers must be at least 1, got {num_workers}")
-    storage = Path(os.path.abspath(storage_path)) if storage_path else default_storage_path()
-    name = f"lstm-ae-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    trainer = TorchTrainer(
-        _ray_worker, train_loop_config={"config": config.to_dict(), "windows": ray.put(windows)},
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": 1, **({"GPU": 1} if use_gpu else {})}),
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=0)))
-    with controller_poll_interval(0.2):
-        result = trainer.fit()
-    if result.error is not None or result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
-    with result.checkpoint.as_directory() as ckpt:
-        return LstmAutoencoder.load(ckpt)
-
-
-def train_autoencoder(series: list[np.ndarray], config: AeTrainConfig | None = None, use_ray: bool = True,
-                      num_workers: int = 2, use_gpu: bool = False) -> LstmAutoencoder:
-    """Train on the normalised windows of ``series`` (normal history only); the model has ``history_``.
-
-    ``use_ray``: Ray Train ``TorchTrainer`` with ``num_workers`` DDP workers (``use_gpu``: one GPU each, NCCL;
-    Ray must be running). Otherwise the same loop in process, on ``config.device`` (``use_gpu`` forces CUDA).
-    """
-    config = config or AeTrainConfig()
-    windows = training_windows(series, config)
-    if use_ray:
-        return train_with_ray(windows, config, num_workers=num_workers, use_gpu=use_gpu)
-    return train_local(windows, config, device="cuda" if use_gpu else None)
 
 
 # -- the detector -------------------------------------------------------------------------------------------------
@@ -450,7 +309,7 @@ class LstmAeDetector(StreamingDetector):
         if model is None:
             raise SundayError("the lstm_ae detector needs a trained model (model= an LstmAutoencoder, or "
                               "model_path= its folder); train one with python train_jobs/anomaly_ae.py and load "
-                              "it with sunday.models.anomaly.lstm_ae.load_registered(settings)")
+                              "it with sunday.models.anomaly.lstm_ae_mlflow.load_registered(settings)")
         self.model = model
         self.config = config or LstmAeConfig()
         mc = model.config
@@ -525,178 +384,3 @@ class LstmAeDetector(StreamingDetector):
 
     def state_size(self) -> int:
         return super().state_size() + len(self._raw) + 3 * len(self._states) + 3
-
-
-# -- registry -----------------------------------------------------------------------------------------------------
-
-def load_registered(settings, alias: str = "champion", name: str = MODEL_NAME) -> LstmAutoencoder | None:
-    """The registered autoencoder ``name`` at ``alias`` (None when nothing is registered under it)."""
-    from sunday import tracking
-
-    tracking.configure(settings)
-    version = tracking.alias_version(name, alias)
-    if version is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="sunday-lstm-ae-") as tmp:
-        return LstmAutoencoder.load(tracking.download_version(name, version, Path(tmp)))
-
-
-def _pyfunc_class():
-    """The MLflow pyfunc wrapper, built once on first use so importing this module does not import MLflow."""
-    cached = globals().get("LstmAePyfunc")
-    if cached is not None:
-        return cached
-    import mlflow.pyfunc
-    import pandas as pd
-
-    class LstmAePyfunc(mlflow.pyfunc.PythonModel):
-        """``predict(DataFrame with 'value' [and 'timestamp'], one series in order)`` -> DataFrame ``score`` (the
-        calibrated [0, 1] scores a fresh :class:`LstmAeDetector` gives the series)."""
-
-        # predict is untyped (the input example gives the signature): no type-hint validation, nor its warning
-        _skip_type_hint_validation = True
-
-        def load_context(self, context: Any) -> None:
-            self.model = LstmAutoencoder.load(context.artifacts["model"])
-
-        def predict(self, context, model_input, params=None):
-            if not isinstance(model_input, pd.DataFrame) or "value" not in model_input.columns:
-                raise SundayError("input must be a DataFrame with a 'value' column (one series, in time order)")
-            ts = model_input["timestamp"].to_numpy() if "timestamp" in model_input.columns else None
-            return pd.DataFrame({"score": LstmAeDetector(self.model).score(model_input["value"].to_numpy(), ts)})
-
-    LstmAePyfunc.__module__ = __name__
-    LstmAePyfunc.__qualname__ = "LstmAePyfunc"
-    globals()["LstmAePyfunc"] = LstmAePyfunc
-    return LstmAePyfunc
-
-
-def __getattr__(name: str) -> Any:  # ``LstmAePyfunc`` on demand (the same class: pickled by reference)
-    if name == "LstmAePyfunc":
-        return _pyfunc_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# -- the training job ---------------------------------------------------------------------------------------------
-
-def probation_length(n: int) -> int:
-    """NAB's probationary period of an ``n``-point series: min(floor(0.15 n), 750) points."""
-    return min(math.floor(0.15 * n), 750)
-
-
-def nab_normal_history(data_dir: Path) -> dict[str, np.ndarray]:
-    """series id -> the probationary (normal) history of every NAB series under ``data_dir / 'nab'``."""
-    from sunday.data.importers.nab import load_series
-
-    out = {}
-    for sid, frame in load_series(Path(data_dir) / "nab").items():
-        v = frame["value"].to_numpy(np.float64)
-        out[sid] = v[:probation_length(len(v))]
-    return out
-
-
-@dataclass
-class AeJobConfig:
-    model: AeTrainConfig = field(default_factory=AeTrainConfig)
-    use_ray: bool = True
-    num_workers: int = 2
-    use_gpu: bool = False
-    holdout: float = 0.1   # share of the series held out: their normal windows give the gate's val_mse
-    register: bool = True
-    model_name: str = MODEL_NAME
-
-    def __post_init__(self) -> None:
-        if not 0 < self.holdout < 1:
-            raise SundayError(f"--holdout must be between 0 and 1, got {self.holdout}")
-        if self.num_workers < 1:
-            raise SundayError(f"--num-workers must be at least 1, got {self.num_workers}")
-
-
-@dataclass
-class AeJobResult:
-    metrics: dict[str, float]
-    run_id: str | None
-    version: str | None
-    promotion: Any
-    model: LstmAutoencoder
-    model_dir: Path
-    history: list[dict[str, float]]
-    n_train_series: int
-    n_holdout_series: int
-    n_windows: int
-    seconds: dict[str, float]
-
-
-def split_series(ids: list[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids): a seeded ``holdout`` share of the series (at least one each side)."""
-    if len(ids) < 2:
-        raise SundayError(f"need at least 2 series to hold one out, got {len(ids)}")
-    order = np.random.default_rng(seed).permutation(len(ids))
-    n_ho = min(len(ids) - 1, max(1, round(holdout * len(ids))))
-    held = sorted(ids[i] for i in order[:n_ho])
-    return [i for i in ids if i not in set(held)], held
-
-
-def train_and_register(settings, job: AeJobConfig, log: Callable[..., Any] = print) -> AeJobResult:
-    """NAB normal history -> autoencoder (Ray Train or in process) -> MLflow run, ``anomaly_lstm_ae`` version,
-    ``challenger`` alias, ``champion`` when its held-out val_mse beats the champion's on the same windows."""
-    from sunday import tracking
-
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    history = nab_normal_history(settings.data_dir)
-    train_ids, held_ids = split_series(sorted(history), job.holdout, job.model.seed)
-    seconds["data"] = time.perf_counter() - t0
-    cfg = job.model
-    n_all = sum(len(series_windows(history[s], cfg)) for s in train_ids)
-    log(f"NAB normal history: {len(history)} series ({sum(len(v) for v in history.values()):,} points, the "
-        f"probationary 15%); {len(train_ids)} to train on ({n_all:,} windows, {min(n_all, cfg.max_windows):,} "
-        f"used), {len(held_ids)} held out")
-    if job.use_ray:
-        from sunday.runtime import ensure_ray
-
-        ensure_ray(settings)
-    t0 = time.perf_counter()
-    model = train_autoencoder([history[s] for s in train_ids], cfg, use_ray=job.use_ray,
-                              num_workers=job.num_workers, use_gpu=job.use_gpu)
-    seconds["fit"] = time.perf_counter() - t0
-    for row in model.history_:
-        log(f"  epoch {int(row['epoch']) + 1}/{cfg.epochs}: loss {row['loss']:.4f} ({row['seconds']:.1f} s)")
-    held_windows = np.concatenate([series_windows(history[s], cfg) for s in held_ids] or [np.empty((0, cfg.window))])
-    metrics = {"final_train_loss": float(model.history_[-1]["loss"]) if model.history_ else float("nan"),
-               GATE_METRIC: model.reconstruction_mse(held_windows)}
-    model_dir = model.save(Path(tempfile.mkdtemp(prefix="lstm-ae-")) / "model")
-
-    run_id = version = promotion = None
-    if job.register:
-        import mlflow
-        import pandas as pd
-
-        with tracking.run(settings, EXPERIMENT, run_name="lstm-ae-nab",
-                          tags={"trainer": "ray" if job.use_ray else "local", "data": "nab-probationary"}) as run:
-            run_id = run.info.run_id
-            mlflow.log_params(tracking.flat_params(cfg, "model."))
-            mlflow.log_params({"use_ray": job.use_ray, "num_workers": job.num_workers, "use_gpu": job.use_gpu,
-                               "holdout": job.holdout, "n_train_series": len(train_ids),
-                               "n_holdout_series": len(held_ids), "n_windows_available": n_all,
-                               "n_windows": min(n_all, cfg.max_windows), "n_holdout_windows": len(held_windows)})
-            for row in model.history_:
-                mlflow.log_metric("train_loss", float(row["loss"]), step=int(row["epoch"]))
-            mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
-            mlflow.log_metrics({f"seconds_{k}": v for k, v in seconds.items()})
-            example = pd.DataFrame({"value": np.asarray(history[held_ids[0]][:200], np.float64)})
-            info = tracking.log_model_folder(model_dir, _pyfunc_class()(), input_example=example)
-            version = tracking.register(info.model_uri, job.model_name,
-                                        tags={"gate_metric": GATE_METRIC, "higher_is_better": "false"})
-
-            def score_version(v: str) -> float:
-                with tempfile.TemporaryDirectory() as tmp:
-                    champ = LstmAutoencoder.load(tracking.download_version(job.model_name, v, Path(tmp)))
-                wins = np.concatenate([series_windows(history[s], champ.config) for s in held_ids])
-                return champ.reconstruction_mse(wins)
-
-            promotion = tracking.promote(job.model_name, version, metrics[GATE_METRIC], GATE_METRIC, score_version,
-                                         higher_is_better=False)
-            tracking.log_promotion(promotion)
-    return AeJobResult(metrics, run_id, version, promotion, model, model_dir, list(model.history_), len(train_ids),
-                       len(held_ids), min(n_all, cfg.max_windows), seconds)

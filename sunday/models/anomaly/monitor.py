@@ -5,7 +5,7 @@ the event stream, and alerts with reasons.
     monitor.replay(events)                   # history (events in time order; repeated event ids are ignored)
     consumer = StreamingConsumer(settings, sim_path, listeners=[monitor])    # then live, one event at a time
 
-Each event goes to its workspace's :class:`~sunday.models.anomaly.signals.SignalTracker`; when an event opens a
+Each event goes to its workspace's :class:`~sunday.models.anomaly.tracker.SignalTracker`; when an event opens a
 later day, the tracker closes the days before it and every watched (entity, signal) gets the day's value. One
 :class:`~sunday.models.anomaly.ensemble.Ensemble` per (entity, signal) scores it (:func:`daily_preset`: robust z,
 EWMA and weekly-seasonal rules, each calibrated on the series' own history). Ensembles are two-sided and know
@@ -51,10 +51,8 @@ from sunday.errors import SundayError, ValidationError
 from sunday.models.anomaly.alerts import AnomalyAlert
 from sunday.models.anomaly.base import TailCalibration
 from sunday.models.anomaly.ensemble import Ensemble, EnsembleConfig
-from sunday.models.anomaly.signals import (
-    DESCRIPTIONS, DayRows, SignalConfig, SignalTracker, _number, _text, clean_teams, day_timestamp, ordered_events,
-    team_members, timestamp_us,
-)
+from sunday.models.anomaly.signals import DESCRIPTIONS, SignalConfig, _number, _text, day_timestamp, timestamp_us
+from sunday.models.anomaly.tracker import DayRows, SignalTracker, clean_teams, ordered_events, team_members
 
 Sink = Callable[[list[AnomalyAlert]], Any]
 #: the row column naming what a signal's value is about (a task or a member)
@@ -141,14 +139,14 @@ def daily_preset() -> tuple[EnsembleConfig, dict[str, dict[str, Any]]]:
     2-week half-life, the weekly seasonal rule (mean of the 2 highest scores); scores once a detector has 10 points
     and 14 statistics (about 3.5 weeks), calibrated on a year of statistics with a 10 % exponential tail and 3
     decades, at the point and 20-day timescales (the defaults -- 2 % tail, 64-statistic warm-up -- need series far
-    longer than a project). No recurrence discount: on a daily series its +-3-point slack around the same weekday
-    covers the whole week, so any second unusual day within 3 weeks would be halved. The window Isolation Forest is
-    left out: it needs hundreds of points to fit and costs a forest call per point on the streaming path. Every
+    longer than a project). No recurrence discount and no lone-detector weight (``solo``): both were off when the
+    rules were chosen on the tuning seeds. The window Isolation Forest is
+    left out: it needs hundreds of points to fit, more than most projects have days. Every
     setting is spelled out, so that a change of the ensemble's defaults does not move these results."""
     from sunday.models.anomaly.stats import EwmaConfig, RobustZConfig, SeasonalConfig
 
     cal = TailCalibration(history=365, min_history=14, tail=0.1, decades=3.0, refresh=7, timescales=(1, 20))
-    config = EnsembleConfig(detectors=("robust_z", "ewma", "seasonal"), top_k=2, threshold=0.7, agree=0.6,
+    config = EnsembleConfig(detectors=("robust_z", "ewma", "seasonal"), top_k=2, solo=0.0, threshold=0.7, agree=0.6,
                             recurrence_cycles=0, calibration=cal)
     args: dict[str, dict[str, Any]] = {
         "robust_z": {"config": RobustZConfig(window=56, min_points=10)},
