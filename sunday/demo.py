@@ -236,6 +236,19 @@ def step_search_index(ctx: DemoContext) -> None:
     ctx.summary.append(("search index", f"{counts['tasks']:,} tasks + {counts['comments']:,} comments in Qdrant"))
 
 
+def _alerted_project(ctx: DemoContext, workspace_id: str) -> str | None:
+    """The project of the workspace's newest project alert in the monitor's store (written by the Serve app's
+    anomaly monitor as it replays the workspace's events), or None."""
+    from sunday.models.anomaly.alerts import AlertStore
+
+    store = AlertStore.for_settings(ctx.settings)
+    try:
+        alerts = [a for a in store.query(workspace_id, limit=50) if a.project_id]
+    finally:
+        store.close()
+    return alerts[0].project_id if alerts else None
+
+
 def step_serve(ctx: DemoContext) -> None:
     """Deploy the Ray Serve application, make a key, call it; leave it up (interactive) and print curl lines."""
     import sys
@@ -270,12 +283,13 @@ def step_serve(ctx: DemoContext) -> None:
                                   f"{len(t['at_risk_tasks'])} at-risk task(s)")
             else:
                 ctx.console.print(f"POST /api/v1/ml/predict-timeline -> HTTP {r.status_code}: {r.text[:200]}")
-        if sample.get("project_id"):
-            r = client.get(f"/api/v1/ml/anomalies/{sample['project_id']}", params={"limit": 5}, headers=headers)
+        project = _alerted_project(ctx, sample["workspace_id"]) or sample.get("project_id")
+        if project:
+            r = client.get(f"/api/v1/ml/anomalies/{project}", params={"limit": 5}, headers=headers)
             if r.status_code == 200:
                 out = r.json()
                 newest = out["alerts"][0] if out["alerts"] else None
-                ctx.console.print(f"GET /api/v1/ml/anomalies/{sample['project_id']} -> {out['count']} alert(s)"
+                ctx.console.print(f"GET /api/v1/ml/anomalies/{project} -> {out['count']} alert(s)"
                                   + (f"; newest: {newest['reason']}" if newest else ""))
             else:
                 ctx.console.print(f"GET /api/v1/ml/anomalies -> HTTP {r.status_code}: {r.text[:200]}")
