@@ -9,6 +9,22 @@ from typing import Iterator
 from sunday.settings import Settings
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` inside the block, restored after (None / 0: torch's own setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if not n or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def ensure_ray(settings: Settings, **init_kwargs):
     """Join ``RAY_ADDRESS`` when set, else start a local Ray with this machine's CPUs (or ``ray_num_cpus``).
 

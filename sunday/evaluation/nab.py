@@ -21,6 +21,7 @@ held at the previous timestamp for the detectors (NAB scores rows in file order)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +38,9 @@ ANCHORS = {  # final_results.json name -> our row label
 PROFILE_COLUMNS = {"standard": "standard", "reward_low_FP_rate": "low_FP", "reward_low_FN_rate": "low_FN"}
 
 
-def refractory_scores(scores: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
-    """The ensemble's alert rule on one score series: a point at or above ``threshold`` within ``refractory``
-    points after the last alert-opening point is set to 0 (it extends that alert)."""
-    out = np.asarray(scores, dtype=np.float64).copy()
-    last = None
-    for i in np.flatnonzero(out >= threshold).tolist():
-        if last is not None and i - last <= refractory:
-            out[i] = 0.0
-        else:
-            last = i
-    return out
-
-
-def probation_values(corpus) -> list[np.ndarray]:
-    """Each series' probationary rows (NAB's unscored learning period): the autoencoder's normal history."""
-    from sunday.evaluation.nab_scoring import probationary_length
-
-    return [s.values[: int(probationary_length(len(s.values)))] for s in corpus.series.values()]
-
-
 def resolve_lstm(spec: str, corpus, settings, notes: list[str], progress: bool):
     """The LSTM autoencoder to use (or None), per the ``lstm`` option."""
+    from sunday.evaluation.nab_scoring import probation_values
     from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder
     from sunday.models.anomaly.lstm_ae_mlflow import load_registered
     from sunday.models.anomaly.lstm_ae_train import train_autoencoder
@@ -78,7 +60,8 @@ def resolve_lstm(spec: str, corpus, settings, notes: list[str], progress: bool):
                      "periods (train_jobs/anomaly_ae.py trains and registers one through Ray Train)")
     else:
         notes.append("lstm_ae: trained in-process on the probationary periods")
-    return train_autoencoder(probation_values(corpus), AeTrainConfig(), use_ray=False)
+    history = probation_values({sid: s.values for sid, s in corpus.series.items()})
+    return train_autoencoder(list(history.values()), AeTrainConfig(), use_ray=False)
 
 
 @register
@@ -125,7 +108,9 @@ class NabEvaluation(Evaluation):
         ablation = None
         if "lstm_ae" in names and len(names) > 1:
             keep = [j for j, n in enumerate(names) if n != "lstm_ae"]
-            ablation = EnsembleConfig(detectors=tuple(names[j] for j in keep))
+            ablation = replace(config, detectors=tuple(names[j] for j in keep))
+        # a detector alone, through the ensemble's alert rule (no recurrence discount, no lone-detector weight)
+        alone = {n: replace(config, detectors=(n,), top_k=1, solo=0.0, recurrence_cycles=0) for n in names}
         alerts = 0
         for sid, s in tqdm(corpus.series.items(), desc="nab", disable=not progress):
             ts = s.timestamps.astype("datetime64[ns]")
@@ -141,8 +126,8 @@ class NabEvaluation(Evaluation):
                                                                             ts).alert_scores
             alerts += len(out.alerts)
             for j, n in enumerate(names):
-                per_detector[n][sid] = refractory_scores(out.detector_scores[:, j], config.threshold,
-                                                         config.refractory)
+                per_detector[n][sid] = Ensemble(alone[n], signal=sid, detector_args=args).run_scores(
+                    out.detector_scores[:, j:j + 1], ts).alert_scores
 
         runs = {"ensemble": ensemble, "ensemble (no refractory)": ensemble_raw,
                 **({"ensemble without lstm_ae": without_ae} if ablation is not None else {}), **per_detector,

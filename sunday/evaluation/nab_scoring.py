@@ -63,6 +63,11 @@ def probationary_length(n_rows: int) -> float:
     return min(math.floor(PROBATION_PERCENT * n_rows), PROBATION_PERCENT * PROBATION_CAP_ROWS)
 
 
+def probation_values(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each series' probationary rows: NAB's unscored learning period, the detectors' normal history."""
+    return {sid: np.asarray(v)[: int(probationary_length(len(v)))] for sid, v in values.items()}
+
+
 @dataclass(frozen=True)
 class Profile:
     """NAB cost weights of one application profile (tnWeight plays no part in the score)."""

@@ -54,8 +54,10 @@ def _as_ns(ts: Any) -> int | None:
         raise SeriesInputError("timestamp", f"cannot be read as a timestamp: {ts!r}") from None
 
 
-def check_series(values: Any, timestamps: Any = None, series: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(values float64, timestamps datetime64[ns] or None), or :class:`SeriesInputError` naming what is wrong."""
+def check_series(values: Any, timestamps: Any = None, series: str | None = None,
+                 after_ns: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values float64, timestamps datetime64[ns] or None), or :class:`SeriesInputError` naming what is wrong;
+    ``after_ns``: the last timestamp already seen (the series continues a stream)."""
     try:
         v = np.asarray(values, dtype=np.float64).reshape(-1)
     except (ValueError, TypeError):
@@ -77,6 +79,8 @@ def check_series(values: Any, timestamps: Any = None, series: str | None = None)
         i = int(back[0]) + 1
         raise SeriesInputError("timestamp", f"goes backwards: {t[i]} comes after {t[i - 1]} (timestamps must not "
                                "decrease)", i, series)
+    if after_ns is not None and int(t[0].astype("int64")) < after_ns:
+        raise SeriesInputError("timestamp", "goes backwards from the last point already seen", 0, series)
     return v, t
 
 
@@ -216,9 +220,7 @@ class StreamingDetector(ABC):
 
     def score(self, values: Sequence[float] | np.ndarray, timestamps: Any = None) -> np.ndarray:
         """Scores of a whole series, exactly as :meth:`update` point by point would give them."""
-        v, t = check_series(values, timestamps)
-        if self._last_ns is not None and t is not None and int(t[0].astype("int64")) < self._last_ns:
-            raise SeriesInputError("timestamp", "goes backwards from the last point already seen", 0)
+        v, t = check_series(values, timestamps, after_ns=self._last_ns)
         ts = t.astype("int64").tolist() if t is not None else [None] * len(v)
         return np.fromiter((self._step(x, n) for x, n in zip(v.tolist(), ts)), dtype=np.float64, count=len(v))
 

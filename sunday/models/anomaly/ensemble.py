@@ -8,8 +8,9 @@
 The combined score is the mean of the ``top_k`` highest detector scores (each detector's score is already
 calibrated to a tail probability, see :mod:`~sunday.models.anomaly.base`), so it is high only when at least
 ``top_k`` detectors find the point rare -- or when one detector is all but certain: a lone score counts at weight
-``solo`` (0.8), so it raises an alert by itself from 0.875 (a tail probability below about 1 in 20,000). An alert opens when the score reaches ``threshold`` (0.7) and no alert
-opened in the last ``refractory`` points; points at or above the threshold inside that period extend the open
+``solo`` (0.8), so it raises an alert by itself from 0.875 (a tail probability below about 1 in 20,000).
+
+An alert opens when the score reaches ``threshold`` (0.7) and no alert opened in the last ``refractory`` points; points at or above the threshold inside that period extend the open
 alert instead of raising new ones. An alert names the signal, its span (first and last point at or above
 ``threshold``) and the detectors whose own score reached ``agree`` inside the span.
 
@@ -29,8 +30,9 @@ import numpy as np
 
 from sunday.errors import UnknownNameError
 from sunday.models.anomaly.base import (
-    SeriesInputError, StreamingDetector, TailCalibration, check_point, check_series,
+    StreamingDetector, TailCalibration, check_point, check_series,
 )
+from sunday.models.anomaly.stats import PeriodProbe
 
 
 def _registry() -> dict[str, Callable[..., StreamingDetector]]:
@@ -86,37 +88,24 @@ class EnsembleConfig:
 
 class Recurrence:
     """Discounts a combined score that already reached ``level`` at the same time of the season (+- ``slack``
-    points, at most ``period // 24``) in one of the last ``cycles`` seasons: a daily backup spike, a Monday planning burst, are the series'
-    normal. Bounded: a ring of ``cycles * period + slack + 1`` past scores."""
-
-    _PROBE = 16
+    points, at most ``period // 24``) in one of the last ``cycles`` seasons: a daily backup spike, a Monday
+    planning burst, are the series' normal. Bounded: a ring of ``cycles * period + slack + 1`` past scores."""
 
     def __init__(self, config: EnsembleConfig):
         c = config
         self.cycles, self.slack, self.factor, self.level = (c.recurrence_cycles, c.recurrence_slack,
                                                             c.recurrence_factor, c.threshold)
         self.period = c.period
-        self._probe: list[int] = []
-        self._prev_ns: int | None = None
+        self._probe = PeriodProbe()
         self._buf: np.ndarray | None = None
         self._n = 0
-
-    def _learn_period(self, ns: int | None) -> None:
-        from sunday.models.anomaly.stats import infer_period
-
-        if ns is None:
-            return
-        if self._prev_ns is not None and ns > self._prev_ns:
-            self._probe.append(ns - self._prev_ns)
-        self._prev_ns = ns
-        if len(self._probe) >= self._PROBE:
-            self.period = infer_period(int(np.median(self._probe))) or 0
 
     def __call__(self, score: float, ns: int | None) -> float:
         if not self.cycles:
             return score
         if self.period is None:
-            self._learn_period(ns)
+            if self._probe.feed(ns):
+                self.period = self._probe.period or 0
             return score
         P = self.period
         slack = min(self.slack, P // 24)  # at most an hour of a day; none for a week of days
@@ -238,9 +227,7 @@ class Ensemble:
 
     def run(self, values: Any, timestamps: Any = None) -> EnsembleRun:
         """A whole series at once, exactly as :meth:`update` point by point (detectors use their block paths)."""
-        v, t = check_series(values, timestamps, self.signal)
-        if self._last_ns is not None and t is not None and int(t[0].astype("int64")) < self._last_ns:
-            raise SeriesInputError("timestamp", "goes backwards from the last point already seen", 0, self.signal)
+        v, t = check_series(values, timestamps, self.signal, after_ns=self._last_ns)
         return self.run_scores(self.detector_scores(v, t), t)
 
     def run_scores(self, rows: np.ndarray, timestamps: Any = None) -> EnsembleRun:

@@ -144,7 +144,7 @@ class WindowIsolationForest(StreamingDetector):
 
     def score(self, values, timestamps=None) -> np.ndarray:
         """Block path: the same fits and scores as point-by-point updates, one forest call per refit block."""
-        v, t = check_series(values, timestamps)
+        v, t = check_series(values, timestamps, after_ns=self._last_ns)
         if self.n_seen or self.n_skipped or not np.isfinite(v).all() or len(v) < self.config.window:
             return super().score(v, t)
         c = self.config

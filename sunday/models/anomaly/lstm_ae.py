@@ -37,7 +37,6 @@ MLflow registry (``anomaly_lstm_ae``) and its pyfunc are :mod:`sunday.models.ano
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -52,12 +51,8 @@ import torch
 from torch import nn
 
 from sunday.errors import SundayError
-from sunday.models.anomaly.base import (
-    SeriesInputError,
-    StreamingDetector,
-    TailCalibration,
-    check_series,
-)
+from sunday.models.anomaly.base import StreamingDetector, TailCalibration, check_series
+from sunday.runtime import torch_threads
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -279,21 +274,6 @@ class LstmAutoencoder(nn.Module):
         return model.eval()
 
 
-# -- torch threads (scoring here, in-process training in lstm_ae_train) -------------------------------------------
-
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    if before == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # -- the detector -------------------------------------------------------------------------------------------------
 
 class LstmAeDetector(StreamingDetector):
@@ -327,7 +307,7 @@ class LstmAeDetector(StreamingDetector):
         b = max(1, int(self.config.batch))
         threads = self.config.threads
         w = float(self.config.tail_weight)
-        with torch.no_grad(), (_threads(threads) if threads else contextlib.nullcontext()):
+        with torch.no_grad(), torch_threads(threads):
             for i in range(0, len(z), b):
                 x = np.ascontiguousarray(z[i:i + b])
                 rec = self._net(torch.from_numpy(x)).numpy()
@@ -350,9 +330,7 @@ class LstmAeDetector(StreamingDetector):
 
     def score(self, values: Sequence[float] | np.ndarray, timestamps: Any = None) -> np.ndarray:
         """Block path: every window through the model at once; the scores and the state point-by-point gives."""
-        v, t = check_series(values, timestamps)
-        if self._last_ns is not None and t is not None and int(t[0].astype("int64")) < self._last_ns:
-            raise SeriesInputError("timestamp", "goes backwards from the last point already seen", 0)
+        v, t = check_series(values, timestamps, after_ns=self._last_ns)
         finite = np.isfinite(v)
         x = v[finite]
         out = np.zeros(len(v))

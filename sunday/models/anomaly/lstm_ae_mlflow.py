@@ -81,13 +81,10 @@ def __getattr__(name: str) -> Any:  # ``LstmAePyfunc`` on demand (the same class
 def nab_normal_history(data_dir: Path) -> dict[str, np.ndarray]:
     """series id -> the probationary (normal) history of every NAB series under ``data_dir / 'nab'``."""
     from sunday.data.importers.nab import load_series
-    from sunday.evaluation.nab_scoring import probationary_length
+    from sunday.evaluation.nab_scoring import probation_values
 
-    out = {}
-    for sid, frame in load_series(Path(data_dir) / "nab").items():
-        v = frame["value"].to_numpy(np.float64)
-        out[sid] = v[:int(probationary_length(len(v)))]
-    return out
+    series = load_series(Path(data_dir) / "nab")
+    return probation_values({sid: frame["value"].to_numpy(np.float64) for sid, frame in series.items()})
 
 
 @dataclass

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from sunday.errors import SundayError
-from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder, _threads, training_windows
+from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder, training_windows
+from sunday.runtime import torch_threads
 
 
 def train_epochs(model: nn.Module, windows: np.ndarray, config: AeTrainConfig, rank: int = 0, world: int = 1,
@@ -75,7 +76,7 @@ def resolve_device(device: str) -> torch.device:
 
 def train_local(windows: np.ndarray, config: AeTrainConfig, device: str | None = None) -> LstmAutoencoder:
     dev = resolve_device(device or config.device)
-    with _threads(config.threads):
+    with torch_threads(config.threads):
         torch.manual_seed(config.seed)
         net = LstmAutoencoder(config).to(dev)
         history = train_epochs(net, windows, config, device=dev)

@@ -148,17 +148,44 @@ def infer_period(interval_ns: int) -> int | None:
     return None
 
 
+class PeriodProbe:
+    """A series' sampling interval (the median of its first ``steps`` increasing timestamp steps) and its season
+    (:func:`infer_period`; None when it has none), read point by point."""
+
+    def __init__(self, steps: int = 16):
+        self.steps = steps
+        self.interval: int | None = None
+        self.period: int | None = None
+        self._seen: list[int] = []
+        self._prev_ns: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.interval is not None
+
+    def feed(self, ns: int | None) -> bool:
+        """Read one timestamp (ns, or None: ignored); True once the interval is known."""
+        if self.done or ns is None:
+            return self.done
+        if self._prev_ns is not None and ns > self._prev_ns:
+            self._seen.append(ns - self._prev_ns)
+        self._prev_ns = ns
+        if len(self._seen) >= self.steps:
+            self.interval = int(np.median(self._seen))
+            self.period = infer_period(self.interval)
+        return self.done
+
+    def state_size(self) -> int:
+        return len(self._seen)
+
+
 class Seasonal(StreamingDetector):
     name = "seasonal"
-    _PROBE = 16  # intervals read before the period is fixed
 
     def __init__(self, config: SeasonalConfig | None = None, calibration: TailCalibration | None = None):
         super().__init__(calibration)
         self.config = config or SeasonalConfig()
-        self._period = self.config.period
-        self._interval: int | None = None
-        self._probe: list[int] = []
-        self._prev_ns: int | None = None
+        self._probe = PeriodProbe()
         self._slots: dict[int, deque[float]] = {}
         self._count = 0
         self._abs_resid: float | None = None
@@ -167,20 +194,11 @@ class Seasonal(StreamingDetector):
     def _slot(self, ns: int | None) -> int | None:
         if self.config.period is not None:
             self._count += 1
-            return (self._count - 1) % self._period
-        if ns is None:
+            return (self._count - 1) % self.config.period
+        probe = self._probe
+        if ns is None or not probe.feed(ns) or probe.period is None:
             return None
-        if self._interval is None:
-            if self._prev_ns is not None and ns > self._prev_ns:
-                self._probe.append(ns - self._prev_ns)
-            self._prev_ns = ns
-            if len(self._probe) < self._PROBE:
-                return None
-            self._interval = int(np.median(self._probe))
-            self._period = infer_period(self._interval)
-        if self._period is None:
-            return None
-        return int((ns // self._interval) % self._period)
+        return int((ns // probe.interval) % probe.period)
 
     def statistic(self, value: float, ns: int | None) -> float | None:
         slot = self._slot(ns)
@@ -199,4 +217,4 @@ class Seasonal(StreamingDetector):
         return stat
 
     def state_size(self) -> int:
-        return super().state_size() + sum(len(d) for d in self._slots.values()) + len(self._probe)
+        return super().state_size() + sum(len(d) for d in self._slots.values()) + self._probe.state_size()

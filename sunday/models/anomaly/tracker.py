@@ -258,6 +258,12 @@ class SignalTracker:
             p.window.append((c, p.done, p.hours))
             while p.window and p.window[0][0] <= c - cfg.window_days:
                 p.window.popleft()
+            for tid in list(p.recent):  # reassignments older than the window drop out
+                q = p.recent[tid]
+                while q and q[0] <= c - cfg.window_days:
+                    q.popleft()
+                if not q:
+                    del p.recent[tid]
             gap = c - p.last_day
             watched = gap <= cfg.active_days or (p.backlog > 0 and gap <= cfg.dormant_days)
             if watched:
@@ -268,13 +274,7 @@ class SignalTracker:
                         stuck, stuck_task = idle, tid
                 stuck = max(stuck, 0.0)
                 churn, churn_task = 0, ""
-                for tid in list(p.recent):
-                    q = p.recent[tid]
-                    while q and q[0] <= c - cfg.window_days:
-                        q.popleft()
-                    if not q:
-                        del p.recent[tid]
-                        continue
+                for tid, q in p.recent.items():
                     if len(q) > churn or (len(q) == churn and tid < churn_task):
                         churn, churn_task = len(q), tid
                 rows.projects.append({
@@ -284,13 +284,6 @@ class SignalTracker:
                     "velocity": float(sum(w[1] for w in p.window)),
                     "hours_7d": sum(w[2] for w in p.window) / SCALE, "stuck_days": stuck,
                     "stuck_task": stuck_task or None, "task_reassignments": churn, "churn_task": churn_task or None})
-            else:
-                for tid in list(p.recent):
-                    q = p.recent[tid]
-                    while q and q[0] <= c - cfg.window_days:
-                        q.popleft()
-                    if not q:
-                        del p.recent[tid]
             p.done = p.points = p.hours = p.created = p.reassigned = 0
         for team in sorted(self.team_first):
             recent = self.assigned.get(team)

@@ -466,16 +466,12 @@ def train_local(data: PairArrays, config: NeuralRankerConfig) -> tuple[dict, lis
     mostly add synchronisation, and on a busy machine OpenMP's spinning made epochs 30x slower with 2 threads
     than with 1 (measured on the 2-CPU dev box). Ray Train workers also run one thread each (one CPU per worker).
     """
-    import torch
+    from sunday.runtime import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         model = build_net(config)
         step, _ = local_step_fn(model, config)
         history = train_epochs(model, step, data, config, set_train=model.train)
-    finally:
-        torch.set_num_threads(threads)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, history
 
 
