@@ -22,13 +22,18 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
   folder is locked by one process); with ``SUNDAY_QDRANT_URL`` it autoscales. Its LLM is the embedded SmolLM2 in
   the replica, or the OpenAI-compatible server at ``SUNDAY_LLM_BASE_URL`` -- e.g. the ``LLMServer`` app of
   ``serve_apps/llm.py`` on the same cluster, so that one copy of the model serves every replica.
+* ``Personalization``: :class:`sunday.models.personalization.service.PersonalizationService` -- the dashboard layout
+  bandit and its feedback (state in SQLite under the state folder, shared by replicas), collaborative-filtering
+  recommendations, notification ranking (+ channel bandit) and priority scores, from the ``personalization_cf`` /
+  ``notification_ranker`` / ``priority_scorer`` champions (a route whose model is not registered answers 503).
 
 Arguments (``serve run serve_apps.app:build_app key=value`` or ``args:`` in the config file): ``home`` (state
 folder), ``sim`` (simulation whose directory of users / projects / tasks and feature store to use; default
 ``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0: no waiting; a batch is what queued
 while the previous batch ran), ``timeline`` (true),
 ``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``nlp`` (true),
-``anomaly`` (true: the anomaly monitor on the Events deployment),
+``anomaly`` (true: the anomaly monitor on the Events deployment), ``personalization`` (true: the
+``Personalization`` deployment -- dashboard bandit and recommendations, notification ranking, priority scores),
 ``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
 """
@@ -62,6 +67,7 @@ class AppArgs(BaseModel):
     timeline_version: str | None = None
     nlp: bool = True
     anomaly: bool = True
+    personalization: bool = True
     max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
     runtime_env: dict | None = None  # for every replica (e.g. env_vars SUNDAY_HOME / PYTHONPATH when Ray runs
     # already and was started elsewhere)
@@ -80,6 +86,7 @@ AUTOSCALING = {  # per deployment; ``max_replicas`` in the app args caps them al
     "Timeline": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
     "Ingress": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 64},
     "Nlp": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},  # 1 with the embedded Qdrant
+    "Personalization": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16},
 }
 
 
@@ -266,12 +273,46 @@ class Nlp:
         return {"name": "nlp", "version": None, "alias": None, "loaded_at": None, **self.service.info()}
 
 
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64, graceful_shutdown_timeout_s=20,
+                  autoscaling_config=AUTOSCALING["Personalization"])
+class Personalization:
+    """Dashboard layout (bandit) + recommendations, bandit feedback, notification ranking, priority scores
+    (:class:`sunday.models.personalization.service.PersonalizationService`; bandit state in SQLite, shared by
+    replicas)."""
+
+    def __init__(self, home: str | None, sim: str, feature_ttl_s: float = 2.0):
+        from sunday.features.online import OnlineFeatures
+        from sunday.features.platform import simulation_path
+        from sunday.models.personalization.service import PersonalizationService
+        from sunday.serving.feature_cache import CachedFeatures
+
+        settings = _settings(home)
+        self.service = PersonalizationService.for_settings(
+            settings, simulation_path(settings, sim), features=CachedFeatures(OnlineFeatures(settings),
+                                                                              ttl_s=feature_ttl_s))
+
+    async def call(self, method: str, item: dict) -> dict:
+        from sunday.errors import SundayError
+        from sunday.serving.errors import ServingError
+
+        try:
+            return await asyncio.to_thread(getattr(self.service, method), item)
+        except ServingError as exc:
+            return {"error": str(exc), "status": exc.status_code}
+        except SundayError as exc:
+            return {"error": str(exc), "status": 422}
+
+    def info(self) -> list[dict]:
+        return self.service.info()
+
+
 class ServeBackend:
     """The ingress's backend: DeploymentHandle calls (errors come back as ``{"error", "status"}`` dicts)."""
 
     def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle,
-                 nlp: DeploymentHandle | None = None, alerts=None):
+                 nlp: DeploymentHandle | None = None, alerts=None, personal: DeploymentHandle | None = None):
         self.assignment, self.timeline_handle, self.events, self.nlp = assignment, timeline, events, nlp
+        self.personal = personal
         self.alerts = alerts  # the anomaly monitor's AlertStore (SQLite, WAL: read here, written by Events)
 
     async def assign(self, item: dict) -> dict:
@@ -312,9 +353,16 @@ class ServeBackend:
 
         return await read_anomalies(self.alerts, item)
 
+    async def personalization(self, method: str, item: dict) -> dict:
+        if self.personal is None:
+            return {"error": "the Personalization deployment is not part of this app (personalization=false)",
+                    "status": 503}
+        return await self.personal.call.remote(method, item)
+
     async def models(self) -> list[dict]:
         handles = [h for h in (self.assignment, self.timeline_handle) if h is not None]
-        return list(await asyncio.gather(*[h.info.remote() for h in handles]))
+        out = list(await asyncio.gather(*[h.info.remote() for h in handles]))
+        return out + (await self.personal.info.remote() if self.personal is not None else [])
 
 
 def _api():
@@ -329,7 +377,8 @@ def _api():
 class Ingress:
     def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle, timeline: DeploymentHandle | None,
                  events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0,
-                 nlp: DeploymentHandle | None = None, anomaly: bool = True):
+                 nlp: DeploymentHandle | None = None, anomaly: bool = True,
+                 personal: DeploymentHandle | None = None):
         from sunday.features.platform import simulation_path
         from sunday.serving.api import Context, set_context
         from sunday.serving.audit import default_audit_log
@@ -346,7 +395,7 @@ class Ingress:
 
             alerts = AlertStore.for_settings(settings)
         set_context(Context(
-            backend=ServeBackend(assignment, timeline, events, nlp, alerts), keys=default_keystore(settings),
+            backend=ServeBackend(assignment, timeline, events, nlp, alerts, personal), keys=default_keystore(settings),
             limiter=make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
             audit=default_audit_log(settings), directory=WorkspaceDirectory.from_simulation(sim_path),
             catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics()))
@@ -386,5 +435,7 @@ def build_app(args: dict | None = None):
             nlp_d = nlp_d.options(num_replicas=None if a.max_replicas != 1 else 1,
                                   autoscaling_config=None if a.max_replicas == 1 else AUTOSCALING["Nlp"])
         nlp = nlp_d.bind(home, a.sim)
-    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst, nlp, a.anomaly)
+    personal = capped(Personalization).bind(home, a.sim, a.feature_ttl_s) if a.personalization else None
+    return capped(Ingress).bind(home, a.sim, assignment, timeline, events, a.rate, a.burst, nlp, a.anomaly,
+                                personal)
 

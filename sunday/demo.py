@@ -236,6 +236,29 @@ def step_search_index(ctx: DemoContext) -> None:
     ctx.summary.append(("search index", f"{counts['tasks']:,} tasks + {counts['comments']:,} comments in Qdrant"))
 
 
+def step_personalization(ctx: DemoContext) -> None:
+    """Train and register the priority scorer, the notification ranker and the collaborative filter (MLflow)."""
+    from sunday.models.personalization.cf_mlflow import CfJobConfig, train_and_register as train_cf
+    from sunday.models.personalization.notifications_job import NotifyJobConfig, train_and_register as train_notify
+    from sunday.models.priority.job import train_and_register as train_priority
+    from sunday.models.priority.scorer import PriorityConfig
+
+    quiet = lambda *_a, **_k: None  # noqa: E731
+    p = train_priority(ctx.settings, "demo", PriorityConfig(), 0.7, True)
+    ctx.console.print(f"priority scorer (XGBoost): holdout accuracy {p.metrics['accuracy']:.3f}, macro-F1 "
+                      f"{p.metrics['macro_f1']:.3f} vs the slack/pick-up rule {p.metrics['rule_macro_f1']:.3f}; "
+                      + p.promotion.line())
+    n = train_notify(ctx.settings, NotifyJobConfig(sim_name="demo"), log=quiet)
+    ctx.console.print(f"notification ranker (LightGBM): holdout IPS NDCG@10 {n.metrics['ndcg_10_ips']:.3f}; "
+                      + n.promotion.line())
+    c = train_cf(ctx.settings, CfJobConfig(sim="demo"), log=quiet)
+    ctx.console.print(f"collaborative filter (Ray Train): holdout NDCG@10 {c.metrics['ndcg_at_10']:.3f}; "
+                      + c.promotion.line())
+    ctx.summary.append(("personalization", f"priority macro-F1 {p.metrics['macro_f1']:.3f}, notifications IPS "
+                                           f"NDCG@10 {n.metrics['ndcg_10_ips']:.3f}, tasks NDCG@10 "
+                                           f"{c.metrics['ndcg_at_10']:.3f} (registered, champion rule applied)"))
+
+
 def _alerted_project(ctx: DemoContext, workspace_id: str) -> str | None:
     """The project of the workspace's newest project alert in the monitor's store (written by the Serve app's
     anomaly monitor as it replays the workspace's events), or None."""
@@ -293,6 +316,27 @@ def step_serve(ctx: DemoContext) -> None:
                                   + (f"; newest: {newest['reason']}" if newest else ""))
             else:
                 ctx.console.print(f"GET /api/v1/ml/anomalies -> HTTP {r.status_code}: {r.text[:200]}")
+        user = sample["candidates"][0]
+        r = client.post("/api/v1/ml/personalize-dashboard", json={"user_id": user, "top_k": 3}, headers=headers)
+        if r.status_code == 200:
+            d = r.json()
+            ctx.console.print(f"POST /api/v1/ml/personalize-dashboard -> {user}: layout {d['layout']!r}, next tasks "
+                              f"{[t['id'] for t in d['tasks']]} ({d['recommender']})")
+            r = client.post("/api/v1/ml/personalization/feedback",
+                            json={"decision_id": d["decision_id"], "reward": 1.0}, headers=headers)
+            ctx.console.print(f"POST /api/v1/ml/personalization/feedback -> HTTP {r.status_code}")
+            if d["tasks"]:
+                r = client.post("/api/v1/ml/score-priority", json={"task_ids": [t["id"] for t in d["tasks"]]},
+                                headers=headers)
+                if r.status_code == 200:
+                    for sc in r.json()["scores"]:
+                        why = ", ".join(f"{x['name']} {x['contribution']:+.2f}" for x in sc["reasons"][:2])
+                        ctx.console.print(f"POST /api/v1/ml/score-priority -> {sc['task_id']}: {sc['priority']} "
+                                          f"(score {sc['score']:.2f}, now {sc['current_priority']}); {why}")
+                else:
+                    ctx.console.print(f"POST /api/v1/ml/score-priority -> HTTP {r.status_code}: {r.text[:200]}")
+        else:
+            ctx.console.print(f"POST /api/v1/ml/personalize-dashboard -> HTTP {r.status_code}: {r.text[:200]}")
         r = client.post("/api/v1/ml/search", json={"query": "dashboard feels sluggish", "top_k": 3},
                         headers=headers)
         if r.status_code == 200:
@@ -320,6 +364,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("train, register and query the task-assignment model (Ray Train, MLflow)", step_assignment),
     ("train, register and query the project timeline forecaster (MLflow)", step_timeline),
     ("index the workspace for semantic search (MiniLM -> Qdrant)", step_search_index),
+    ("train and register the priority scorer, notification ranker and collaborative filter", step_personalization),
     ("serve the models: Ray Serve app behind the FastAPI ingress", step_serve),
 ]
 

@@ -130,6 +130,48 @@ def alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def load_alias(name: str, load: Callable[[Path], Any], alias: str = CHAMPION) -> tuple[Any, str] | None:
+    """``(load(model folder), version)`` of registered model ``name`` at ``alias``, or None when nothing is
+    registered under it (the folder is a temporary download: ``load`` must read what it needs)."""
+    import tempfile
+
+    version = alias_version(name, alias)
+    if version is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix=f"sunday-{name}-") as tmp:
+        return load(download_version(name, version, Path(tmp))), version
+
+
+def lazy_pyfunc(module: str, name: str, load: Callable[[str], Any],
+                predict: Callable[[Any, Any, dict | None], Any], doc: str = "") -> type:
+    """The MLflow ``PythonModel`` class ``module.name`` around a saved model folder (artifact ``model``), built on
+    first use so that importing the model's module does not import MLflow.
+
+    ``load(folder)`` gives the model (``self.model``); ``predict(model, model_input, params)`` answers. The class is
+    stored in the module's globals and the module's ``__getattr__`` must return it for ``name`` (MLflow pickles the
+    python model by reference to ``module.name``)."""
+    import sys
+
+    namespace = sys.modules[module].__dict__
+    cached = namespace.get(name)
+    if cached is not None:
+        return cached
+    import mlflow.pyfunc
+
+    def load_context(self, context: Any) -> None:
+        self.model = load(context.artifacts["model"])
+
+    def predict_(self, context, model_input, params=None):
+        return predict(self.model, model_input, params)
+
+    cls = type(name, (mlflow.pyfunc.PythonModel,), {
+        "__module__": module, "__qualname__": name, "__doc__": doc,
+        # predict is untyped (the input example gives the signature): no type-hint validation, nor its warning
+        "_skip_type_hint_validation": True, "load_context": load_context, "predict": predict_})
+    namespace[name] = cls
+    return cls
+
+
 def download_version(name: str, version: str, dst: Path | None = None) -> Path:
     """The saved model folder (the pyfunc's ``model`` artifact) of ``name`` version ``version``."""
     import mlflow
@@ -175,6 +217,31 @@ def promote(name: str, version: str, challenger_score: float, metric: str,
                          f"better by {gain:+.4f}")
     return Promotion(name, version, challenger_score, champ, champ_score, metric, False,
                      f"not better ({gain:+.4f}; needs > {min_gain:g})")
+
+
+def register_and_promote(model_dir: Path, python_model: Any, name: str, metric: str, score: float,
+                         load: Callable[[Path], Any], score_model: Callable[[Any], float],
+                         higher_is_better: bool = True, input_example: Any = None,
+                         **promote_kwargs: Any) -> tuple[Any, str, Promotion]:
+    """Inside an active run: log ``model_dir`` as the pyfunc ``python_model``, register it as a new version of
+    ``name`` (``challenger``), score the champion with ``score_model(load(its folder))`` on the same holdout the
+    challenger's ``score`` came from, :func:`promote` (``promote_kwargs``: ``floor`` ...) and log the verdict.
+    Returns ``(model info, version, promotion)``."""
+    import tempfile
+
+    info = log_model_folder(model_dir, python_model, input_example=input_example)
+    version = register(info.model_uri, name, tags={"gate_metric": metric,
+                                                   "higher_is_better": str(higher_is_better).lower()})
+
+    def score_version(v: str) -> float:
+        with tempfile.TemporaryDirectory(prefix=f"sunday-{name}-") as tmp:
+            model = load(download_version(name, v, Path(tmp)))
+        return float(score_model(model))
+
+    promotion = promote(name, version, score, metric, score_version, higher_is_better=higher_is_better,
+                        **promote_kwargs)
+    log_promotion(promotion)
+    return info, version, promotion
 
 
 def log_promotion(promotion: Promotion) -> None:

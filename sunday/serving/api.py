@@ -52,6 +52,7 @@ class Backend(Protocol):
     async def draft_task(self, item: dict) -> dict: ...
     async def summarize_meeting(self, item: dict) -> dict: ...
     async def anomalies(self, item: dict) -> dict: ...
+    async def personalization(self, method: str, item: dict) -> dict: ...
     async def models(self) -> list[dict]: ...
 
 
@@ -326,6 +327,74 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         set_request_id(request, response, rid)
         return result
 
+    @app.post(f"{PREFIX}/personalize-dashboard", response_model=S.DashboardResponse, tags=["personalization"],
+              responses={**ERRORS, 422: {"model": S.Problem}})
+    async def personalize_dashboard(body: S.DashboardRequest, request: Request, response: Response,
+                                    p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """The user's dashboard layout (contextual Thompson-sampling bandit; send its reward to
+        ``/personalization/feedback`` with the ``decision_id``), tasks they are likely to work on next and likely
+        collaborators (collaborative filtering)."""
+        ctx = context()
+        ctx.directory.check("user", [body.user_id], p.workspace_id)
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("personalize-dashboard", p, body.model_dump(mode="json"),
+                                    lambda: ctx.backend.personalization("personalize_dashboard", item),
+                                    "personalization_cf", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/personalization/feedback", response_model=S.FeedbackResponse, tags=["personalization"],
+              responses={**ERRORS, 422: {"model": S.Problem}})
+    async def personalization_feedback(body: S.FeedbackRequest, request: Request, response: Response,
+                                       p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """The reward in [0, 1] of a bandit decision (a dashboard layout or a notification channel); it updates
+        the bandit in the context the decision was made in, once per decision."""
+        ctx = context()
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("personalization-feedback", p, body.model_dump(mode="json"),
+                                    lambda: ctx.backend.personalization("feedback", item), "bandit",
+                                    request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/rank-notifications", response_model=S.RankNotificationsResponse, tags=["personalization"],
+              responses={**ERRORS, 422: {"model": S.Problem}, 503: {"model": S.Problem}})
+    async def rank_notifications(body: S.RankNotificationsRequest, request: Request, response: Response,
+                                 p: Principal = Depends(principal(Role.MEMBER))) -> dict:
+        """One recipient's notifications ordered by predicted engagement (type, sender relevance, project
+        importance, time sensitivity, past engagement), with reasons, and the channel for the top one."""
+        ctx = context()
+        d = ctx.directory
+        d.check("user", [body.user_id], p.workspace_id)
+        for i, n in enumerate(body.notifications):
+            for kind, value in (("user", n.sender_id), ("task", n.task_id), ("project", n.project_id)):
+                if value is not None and d.workspace_of(kind, value) not in (None, p.workspace_id):
+                    raise ApiError(403, f"notifications[{i}]: {kind} {value!r} belongs to another workspace")
+        item = {"user_id": body.user_id, "workspace_id": p.workspace_id, "choose_channel": body.choose_channel,
+                "explain_top": body.explain_top,
+                "notifications": [n.model_dump() for n in body.notifications]}
+        result, rid = await audited("rank-notifications", p, {"user_id": body.user_id,
+                                                              "notifications": len(body.notifications)},
+                                    lambda: ctx.backend.personalization("rank_notifications", item),
+                                    "notification_ranker", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
+    @app.post(f"{PREFIX}/score-priority", response_model=S.ScorePriorityResponse, tags=["priority"],
+              responses={**ERRORS, 422: {"model": S.Problem}, 503: {"model": S.Problem}})
+    async def score_priority(body: S.ScorePriorityRequest, request: Request, response: Response,
+                             p: Principal = Depends(principal(Role.VIEWER))) -> dict:
+        """Suggested priority of tasks (XGBoost on what was observable a day after creation), with the class
+        probabilities and the features that pushed the suggestion (``pred_contribs``)."""
+        ctx = context()
+        ctx.directory.check("task", body.task_ids, p.workspace_id)
+        item = {**body.model_dump(), "workspace_id": p.workspace_id}
+        result, rid = await audited("score-priority", p, body.model_dump(mode="json"),
+                                    lambda: ctx.backend.personalization("score_priority", item),
+                                    "priority_scorer", request_id(request))
+        set_request_id(request, response, rid)
+        return result
+
     @app.get(f"{PREFIX}/models", response_model=S.ModelsResponse, tags=["ops"])
     async def models(p: Principal = Depends(principal(Role.VIEWER))) -> dict:
         """The model versions serving now."""
@@ -403,10 +472,12 @@ class LocalBackend:
     """All models in this process (no Ray): the plain FastAPI + uvicorn alternative. Model calls run in the
     thread pool, the way a FastAPI app serves a synchronous model."""
 
-    def __init__(self, assignment=None, features=None, timeline=None, consumer=None, nlp=None, alerts=None):
+    def __init__(self, assignment=None, features=None, timeline=None, consumer=None, nlp=None, alerts=None,
+                 personal=None):
         self.assignment, self.features, self.timeline_model, self.consumer = assignment, features, timeline, consumer
         self.nlp = nlp
         self.alerts = alerts  # AlertStore of the anomaly monitor
+        self.personal = personal  # PersonalizationService
 
     def _nlp(self):
         if self.nlp is None:
@@ -443,8 +514,14 @@ class LocalBackend:
     async def anomalies(self, item: dict) -> dict:
         return await read_anomalies(self.alerts, item)
 
+    async def personalization(self, method: str, item: dict) -> dict:
+        if self.personal is None:
+            raise ApiError(503, "the personalization service is not loaded in this server")
+        return await asyncio.to_thread(getattr(self.personal, method), item)
+
     async def models(self) -> list[dict]:
-        return [m.info() for m in (self.assignment, self.timeline_model) if m is not None]
+        out = [m.info() for m in (self.assignment, self.timeline_model) if m is not None]
+        return out + (self.personal.info() if self.personal is not None else [])
 
 
 async def read_anomalies(store, item: dict) -> dict:

@@ -80,6 +80,11 @@ def curl_lines(url: str, token: str, sample: dict[str, Any]) -> list[str]:
     draft = {"brief": "Let users export a board to CSV"}
     lines.append(f"curl -s {auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(draft))} "
                  f"{url}/api/v1/ml/draft-task   # embedded 135M LLM: slow, and often refused with the reason")
+    if sample.get("candidates"):
+        dash = {"user_id": sample["candidates"][0], "top_k": 5}
+        lines.append(f"curl -s {auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(dash))} "
+                     f"{url}/api/v1/ml/personalize-dashboard   # then POST personalization/feedback "
+                     "{decision_id, reward}")
     lines.append(f"curl -s {auth} {url}/api/v1/ml/models")
     lines.append(f"open {url}/docs   # OpenAPI")
     return lines

@@ -13,7 +13,7 @@ from typing import Any
 
 def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: float = 100.0,
                         embeddings: bool = True, timeline: bool = True, feature_ttl_s: float = 2.0,
-                        nlp: bool = True, vector_store=None, anomaly: bool = True):
+                        nlp: bool = True, vector_store=None, anomaly: bool = True, personalization: bool = True):
     from sunday.errors import SundayError
     from sunday.features.online import OnlineFeatures
     from sunday.features.platform import simulation_path
@@ -49,9 +49,14 @@ def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: 
         monitor = serving_monitor(settings, sim_path)
         listeners.append(monitor)
         alerts = monitor.sink  # its AlertStore, read by GET /anomalies/{project}
-    backend = LocalBackend(assignment,
-                           CachedFeatures(OnlineFeatures(settings), ttl_s=feature_ttl_s), timeline_model,
-                           StreamingConsumer(settings, sim_path, listeners=listeners), service, alerts)
+    features = CachedFeatures(OnlineFeatures(settings), ttl_s=feature_ttl_s)
+    personal = None
+    if personalization:
+        from sunday.models.personalization.service import PersonalizationService
+
+        personal = PersonalizationService.for_settings(settings, sim_path, features=features)
+    backend = LocalBackend(assignment, features, timeline_model,
+                           StreamingConsumer(settings, sim_path, listeners=listeners), service, alerts, personal)
     return Context(backend, default_keystore(settings),
                    make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
                    default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),

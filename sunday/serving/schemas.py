@@ -341,3 +341,100 @@ class AnomaliesResponse(BaseModel):
     alerts: list[AnomalyOut]
     count: int
     latency_ms: float
+
+
+# -- personalization and priority --------------------------------------------------------------------------------
+
+class Scored(BaseModel):
+    id: str
+    score: float
+
+
+class DashboardRequest(Strict):
+    user_id: str = Field(..., min_length=1, max_length=200)
+    top_k: int = Field(5, ge=1, le=50, description="recommended tasks and collaborators to return")
+
+
+class DashboardResponse(BaseModel):
+    user_id: str
+    layout: str = Field(description="the dashboard layout variant the bandit chose for this user now")
+    decision_id: str = Field(description="send the reward for this choice to /personalization/feedback")
+    context: dict[str, float] = Field(description="the context the bandit saw (from the user's online features)")
+    tasks: list[Scored] = Field(description="tasks the user is likely to work on next (collaborative filtering)")
+    collaborators: list[Scored] = Field(description="colleagues the user is likely to work with")
+    recommender: str = Field(description="'model' (the personalization_cf champion), 'popularity' (cold start: "
+                                         "the workspace's most active tasks) or 'none' (no interaction history)")
+    model_version: str | None = None
+    latency_ms: float
+
+
+class FeedbackRequest(Strict):
+    decision_id: str = Field(..., min_length=1, max_length=200)
+    reward: float = Field(..., ge=0, le=1, description="engagement with the choice, in [0, 1]")
+    arm: str | None = Field(None, max_length=200, description="the arm the reward is for (checked against the "
+                                                               "decision when given)")
+
+
+class FeedbackResponse(BaseModel):
+    decision_id: str
+    bandit: str
+    arm: str
+    reward: float
+    accepted: bool = Field(description="false when this decision's reward was already recorded (counted once)")
+    latency_ms: float
+
+
+class NotificationIn(Strict):
+    notification_id: str | None = Field(None, max_length=200)
+    type: str = Field(..., max_length=50, description="assigned, reassigned, mention, comment, status_changed, "
+                                                      "completed or due_soon")
+    sender_id: str | None = Field(None, max_length=200)
+    task_id: str | None = Field(None, max_length=200)
+    project_id: str | None = Field(None, max_length=200)
+    created_at: Date
+    due_date: Date | None = None
+
+
+class RankNotificationsRequest(Strict):
+    user_id: str = Field(..., min_length=1, max_length=200, description="the recipient")
+    notifications: list[NotificationIn] = Field(..., min_length=1, max_length=500)
+    choose_channel: bool = Field(True, description="also pick the delivery channel of the top notification")
+    explain_top: int = Field(5, ge=0, le=500, description="reasons for this many of the best (about 1 ms each)")
+
+
+class RankedNotification(BaseModel):
+    index: int = Field(description="position of the notification in the request")
+    notification_id: str | None
+    type: str
+    rank: int = Field(description="1 = show first")
+    score: float
+    reasons: list[dict[str, Any]]
+
+
+class RankNotificationsResponse(BaseModel):
+    user_id: str
+    notifications: list[RankedNotification]
+    channel: str | None = Field(None, description="delivery channel for the top notification (bandit)")
+    decision_id: str | None = None
+    model_version: str | None = None
+    latency_ms: float
+
+
+class ScorePriorityRequest(Strict):
+    task_ids: list[str] = Field(..., min_length=1, max_length=500, description="tasks of the caller's workspace")
+    explain: bool = True
+
+
+class PriorityOut(BaseModel):
+    task_id: str
+    priority: Priority = Field(description="the suggested priority class")
+    score: float = Field(description="expected urgency in [0, 1] (probability-weighted class value / 3)")
+    probabilities: dict[str, float]
+    current_priority: str | None = Field(None, description="the priority the task has now")
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ScorePriorityResponse(BaseModel):
+    scores: list[PriorityOut]
+    model_version: str | None = None
+    latency_ms: float

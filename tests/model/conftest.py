@@ -11,8 +11,9 @@ import pytest
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """``(settings, sim_path)``: simulation ``demo`` (30k events), its feature store, two versions of
-    ``task_assignment`` (version 1 is the champion) and a ``project_timeline`` champion (4 epochs, with its task
-    delay-risk model) in the state's own MLflow store. ``SUNDAY_HOME`` points at it
+    ``task_assignment`` (version 1 is the champion), a ``project_timeline`` champion (4 epochs, with its task
+    delay-risk model) and the personalization champions (:func:`train_personalization`) in the state's own MLflow
+    store. ``SUNDAY_HOME`` points at it
     only while it is built: every user of the state takes ``settings`` (or its ``home``) explicitly, so the rest of
     the session is unaffected."""
     from sunday.data.pipeline import run_simulation
@@ -36,6 +37,7 @@ def served(tmp_path_factory):
                                                lgbm_overrides={"n_estimators": 5}), log=lambda *_: None)
         train_timeline(settings, TimelineTrainConfig(sim_name="demo", profile="quick", overrides={"epochs": 4},
                                                      cut_every=7), log=lambda *_: None)
+        train_personalization(settings)
     finally:
         for k, v in {**saved, "SUNDAY_HOME": old}.items():
             if v is None:
@@ -44,6 +46,21 @@ def served(tmp_path_factory):
                 os.environ[k] = v
     assert settings.mlflow_tracking_uri is None, "the served state must use its own MLflow store"
     return settings, simulation_path(settings, "demo")
+
+
+def train_personalization(settings) -> None:
+    """Champions of ``priority_scorer``, ``notification_ranker`` and ``personalization_cf`` (in process) on
+    ``demo`` (small settings: a few seconds each)."""
+    from sunday.models.personalization.cf import CFConfig
+    from sunday.models.personalization.cf_mlflow import CfJobConfig, train_and_register as train_cf
+    from sunday.models.personalization.notifications_job import NotifyJobConfig, train_and_register as train_notify
+    from sunday.models.priority.job import train_and_register as train_priority
+    from sunday.models.priority.scorer import PriorityConfig
+
+    quiet = lambda *_a, **_k: None  # noqa: E731
+    train_priority(settings, "demo", PriorityConfig(n_estimators=60), 0.7, True)
+    train_notify(settings, NotifyJobConfig(sim_name="demo", n_estimators=60), log=quiet)
+    train_cf(settings, CfJobConfig(model=CFConfig(epochs=3), sim="demo", use_ray=False), log=quiet)
 
 
 def make_client(settings, sim_path, rate=1000.0, burst=1000.0, **kwargs):

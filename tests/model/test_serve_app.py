@@ -128,6 +128,31 @@ def test_serve_app_answers_through_the_proxy(deployed):
         assert r.status_code == 422 and "story_points" in str(r.json()["detail"][0]["loc"])
 
 
+def test_personalization_through_the_proxy(deployed):
+    """The Personalization deployment: dashboard decision + feedback, and priority scores of real tasks."""
+    import httpx
+
+    from sunday.serving.directory import _table
+    from sunday.features.platform import simulation_path
+
+    sample, member = deployed.sample, auth(deployed.token)
+    tasks = _table(simulation_path(deployed.settings, "demo"), "tasks", ["task_id", "workspace_id"])
+    ids = tasks.loc[tasks["workspace_id"] == sample["workspace_id"], "task_id"].astype(str).head(3).tolist()
+    with httpx.Client(base_url=deployed.url, timeout=60) as c:
+        r = c.post("/api/v1/ml/personalize-dashboard", json={"user_id": sample["candidates"][0]}, headers=member)
+        assert r.status_code == 200, r.text
+        d = r.json()
+        r = c.post("/api/v1/ml/personalization/feedback", json={"decision_id": d["decision_id"], "reward": 1.0},
+                   headers=member)
+        assert r.status_code == 200 and r.json()["accepted"] and r.json()["arm"] == d["layout"], r.text
+        r = c.post("/api/v1/ml/personalization/feedback", json={"decision_id": d["decision_id"], "reward": 2},
+                   headers=member)
+        assert r.status_code == 422
+        r = c.post("/api/v1/ml/score-priority", json={"task_ids": ids}, headers=member)
+        assert r.status_code == 200, r.text
+        assert [s["task_id"] for s in r.json()["scores"]] == ids and r.json()["model_version"]
+
+
 def test_search_through_the_nlp_deployment(deployed):
     """A document indexed through the app (Nlp deployment, embedded Qdrant in its replica) is found by search; a
     streamed task event is indexed through Events -> Nlp."""

@@ -33,41 +33,25 @@ def load_registered(settings, alias: str = "champion", name: str = MODEL_NAME) -
     from sunday import tracking
 
     tracking.configure(settings)
-    version = tracking.alias_version(name, alias)
-    if version is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="sunday-lstm-ae-") as tmp:
-        return LstmAutoencoder.load(tracking.download_version(name, version, Path(tmp)))
+    found = tracking.load_alias(name, LstmAutoencoder.load, alias)
+    return None if found is None else found[0]
+
+
+def _predict(model: LstmAutoencoder, model_input: Any, params: dict | None = None) -> Any:
+    import pandas as pd
+
+    if not isinstance(model_input, pd.DataFrame) or "value" not in model_input.columns:
+        raise SundayError("input must be a DataFrame with a 'value' column (one series, in time order)")
+    ts = model_input["timestamp"].to_numpy() if "timestamp" in model_input.columns else None
+    return pd.DataFrame({"score": LstmAeDetector(model).score(model_input["value"].to_numpy(), ts)})
 
 
 def _pyfunc_class():
-    """The MLflow pyfunc wrapper, built once on first use so importing this module does not import MLflow."""
-    cached = globals().get("LstmAePyfunc")
-    if cached is not None:
-        return cached
-    import mlflow.pyfunc
-    import pandas as pd
+    from sunday import tracking
 
-    class LstmAePyfunc(mlflow.pyfunc.PythonModel):
-        """``predict(DataFrame with 'value' [and 'timestamp'], one series in order)`` -> DataFrame ``score`` (the
-        calibrated [0, 1] scores a fresh :class:`LstmAeDetector` gives the series)."""
-
-        # predict is untyped (the input example gives the signature): no type-hint validation, nor its warning
-        _skip_type_hint_validation = True
-
-        def load_context(self, context: Any) -> None:
-            self.model = LstmAutoencoder.load(context.artifacts["model"])
-
-        def predict(self, context, model_input, params=None):
-            if not isinstance(model_input, pd.DataFrame) or "value" not in model_input.columns:
-                raise SundayError("input must be a DataFrame with a 'value' column (one series, in time order)")
-            ts = model_input["timestamp"].to_numpy() if "timestamp" in model_input.columns else None
-            return pd.DataFrame({"score": LstmAeDetector(self.model).score(model_input["value"].to_numpy(), ts)})
-
-    LstmAePyfunc.__module__ = __name__
-    LstmAePyfunc.__qualname__ = "LstmAePyfunc"
-    globals()["LstmAePyfunc"] = LstmAePyfunc
-    return LstmAePyfunc
+    return tracking.lazy_pyfunc(__name__, "LstmAePyfunc", LstmAutoencoder.load, _predict, doc=(
+        "``predict(DataFrame with 'value' [and 'timestamp'], one series in order)`` -> DataFrame ``score`` (the "
+        "calibrated [0, 1] scores a fresh LstmAeDetector gives the series)."))
 
 
 def __getattr__(name: str) -> Any:  # ``LstmAePyfunc`` on demand (the same class: pickled by reference)
