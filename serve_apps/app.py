@@ -11,7 +11,9 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
 * ``Features``: the online store behind a short-TTL cache (:class:`~sunday.serving.feature_cache.CachedFeatures`).
 * ``Assignment``: the ``task_assignment`` champion; requests are batched with ``@serve.batch`` (one encoder call,
   one online read and one LightGBM/network call per batch). ``user_config`` ``{"version": ...}`` /
-  ``{"alias": ...}`` swaps the model in place (``reconfigure``: load beside, then switch).
+  ``{"alias": ...}`` swaps the model in place (``reconfigure``: load beside, then switch); ``"rollout"`` loads a
+  challenger beside it in shadow or canary with automatic rollback (:mod:`sunday.serving.rollout`;
+  ``rollout_state()`` shows this replica's per-version stats, shadow agreement and rollback events).
 * ``Timeline``: the ``project_timeline`` champion, batched likewise (optional: absent until one is registered).
 * ``Events``: the streaming feature consumer (one replica: it keeps the recent event history). The task and comment
   events it processes are handed to ``Nlp`` to be indexed for search, and every event goes to the anomaly monitor
@@ -32,7 +34,9 @@ folder), ``sim`` (simulation whose directory of users / projects / tasks and fea
 ``demo``), ``batching`` (true), ``max_batch_size`` (16), ``batch_wait_timeout_s`` (0: no waiting; a batch is what queued
 while the previous batch ran), ``timeline`` (true),
 ``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``nlp`` (true),
-``anomaly`` (true: the anomaly monitor on the Events deployment), ``personalization`` (true: the
+``anomaly`` (true: the anomaly monitor on the Events deployment), ``assignment_config`` / ``timeline_config`` (the
+deployment's ``user_config``: ``alias`` / ``version`` and ``rollout``, a challenger in shadow or canary --
+:mod:`sunday.serving.rollout`), ``personalization`` (true: the
 ``Personalization`` deployment -- dashboard bandit and recommendations, notification ranking, priority scores),
 ``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
@@ -68,6 +72,8 @@ class AppArgs(BaseModel):
     nlp: bool = True
     anomaly: bool = True
     personalization: bool = True
+    assignment_config: dict | None = None  # the Assignment deployment's user_config (alias / version / rollout);
+    timeline_config: dict | None = None  # the Timeline's (a config file's deployments[].user_config wins)
     max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
     runtime_env: dict | None = None  # for every replica (e.g. env_vars SUNDAY_HOME / PYTHONPATH when Ray runs
     # already and was started elsewhere)
@@ -106,6 +112,23 @@ class Features:
         pass
 
 
+def _request_id() -> str | None:
+    """The Serve request id of the call being handled (propagated from the proxy through handle calls)."""
+    try:
+        from ray.serve.context import _get_serve_request_context
+
+        return _get_serve_request_context().request_id or None
+    except Exception:  # noqa: BLE001 - outside a request
+        return None
+
+
+def _rollout_metrics():
+    """Per-version rollout metrics of this replica (``sunday_rollout_*``, endpoint tag ``<model>:<role>``)."""
+    from sunday.serving.metrics import ApiMetrics
+
+    return ApiMetrics(prefix="sunday_rollout")
+
+
 class _Batched:
     """``max_batch_size`` / ``batch_wait_timeout_s`` from the app args (``set_max_batch_size`` etc.)."""
 
@@ -120,30 +143,41 @@ class Assignment(_Batched):
     def __init__(self, home: str | None, features: DeploymentHandle, batching: bool = True,
                  max_batch_size: int = 16, batch_wait_timeout_s: float = 0.0, embeddings: bool = True,
                  version: str | None = None, feature_ttl_s: float = 2.0):
-        from sunday.serving.models import AssignmentModel
-
         from sunday.serving.feature_cache import CachedFeatures
+        from sunday.serving.models import AssignmentModel
+        from sunday.serving.rollout import ModelRollout, rollout_dir, same_top1
 
-        self.model = AssignmentModel(_settings(home), version=version, embeddings=embeddings)
+        settings = _settings(home)
+        self.model = AssignmentModel(settings, version=version, embeddings=embeddings)
         self.model.warmup()
+        self.rollout = ModelRollout(  # a challenger beside the champion (user_config "rollout")
+            self.model, lambda alias, v: AssignmentModel(settings, alias, v, embeddings=embeddings),
+            compare=same_top1, metrics=_rollout_metrics(), log_dir=rollout_dir(settings))
         self.features = features
         self.local = CachedFeatures(None, ttl_s=feature_ttl_s)  # in front of the Features deployment
         self.batching = batching
         self._configure_batching(self.recommend_batched, max_batch_size if batching else 1, batch_wait_timeout_s)
 
     async def reconfigure(self, user_config: dict) -> None:
-        """``{"version": "3"}`` or ``{"alias": "champion"}``: load beside the serving model, then switch."""
-        await asyncio.to_thread(self.model.reconfigure, user_config)
-        log.info("assignment model now %s", self.model.info())
+        """``{"version": "3"}`` or ``{"alias": "champion"}``: load beside the serving model, then switch;
+        ``"rollout": {...}`` (:class:`sunday.serving.rollout.RolloutConfig`) puts a challenger in shadow or canary."""
+        await asyncio.to_thread(self.rollout.reconfigure, user_config)
+        log.info("assignment model now %s", self.rollout.info())
 
     async def _score(self, items: list[dict]) -> list[dict]:
+        from sunday.serving.rollout import assignment_key
+
+        keys = [assignment_key(i, i.get("_request_id")) for i in items]
+        return await self.rollout.score(items, keys, self._score_with)
+
+    async def _score_with(self, model, items: list[dict]) -> list[dict]:
         from sunday.models.assignment.service import USER_GROUPS
 
-        prepared, results = self.model.prepare_batch(items)
-        ids = self.model.candidate_ids(prepared)
+        prepared, results = model.prepare_batch(items)
+        ids = model.candidate_ids(prepared)
         cols = await self.local.aget_columns(list(USER_GROUPS), [{"user_id": u} for u in ids],
                                              self._fetch) if ids else {}
-        return self.model.finish_batch(prepared, results, ids, cols, [bool(i.get("explain", True)) for i in items])
+        return model.finish_batch(prepared, results, ids, cols, [bool(i.get("explain", True)) for i in items])
 
     async def _fetch(self, groups: list[str], rows: list[dict]) -> dict[str, list]:
         return await self.features.get_columns.remote(groups, rows)
@@ -153,12 +187,17 @@ class Assignment(_Batched):
         return await self._score(items)
 
     async def recommend(self, item: dict) -> dict:
+        item = {**item, "_request_id": _request_id()}  # the canary key when the task has no id
         if self.batching:
             return await self.recommend_batched(item)
         return (await self._score([item]))[0]
 
     def info(self) -> dict:
-        return self.model.info()
+        return self.rollout.info()
+
+    def rollout_state(self) -> dict:
+        """This replica's rollout: mode, versions, per-version stats, shadow agreement, rollback events."""
+        return self.rollout.state()
 
     def check_health(self) -> None:
         if not self.model.healthy():
@@ -174,38 +213,65 @@ class Timeline(_Batched):
         from sunday.serving.models import TimelineModel
 
         self.settings, self.version, self.model, self.missing = _settings(home), version, None, None
+        self.rollout = None
         try:
-            self.model = TimelineModel(self.settings, version=version)
+            self._use(TimelineModel(self.settings, version=version))
         except SundayError as exc:  # no champion yet: answer 503 with the reason until one is deployed
             self.missing = str(exc)
         self.batching = batching
         self._configure_batching(self.predict_batched, max_batch_size if batching else 1, batch_wait_timeout_s)
 
+    def _use(self, model) -> None:
+        from sunday.serving.models import TimelineModel
+        from sunday.serving.rollout import ModelRollout, rollout_dir, same_risk_class
+
+        settings = self.settings
+        self.model = model
+        self.rollout = ModelRollout(model, lambda alias, v: TimelineModel(settings, alias, v),
+                                    compare=same_risk_class, metrics=_rollout_metrics(),
+                                    log_dir=rollout_dir(settings))
+
     async def reconfigure(self, user_config: dict) -> None:
+        """``{alias|version}`` swaps the champion; ``"rollout": {...}`` puts a challenger in shadow or canary."""
         from sunday.serving.models import TimelineModel
 
         if self.model is None:
-            self.model = await asyncio.to_thread(TimelineModel, self.settings, user_config.get("alias", "champion"),
-                                                 user_config.get("version"))
+            cfg = dict(user_config or {})
+            model = await asyncio.to_thread(TimelineModel, self.settings, cfg.get("alias", "champion"),
+                                            cfg.get("version"))
+            self._use(model)
             self.missing = None
-        else:
-            await asyncio.to_thread(self.model.reconfigure, user_config)
+        await asyncio.to_thread(self.rollout.reconfigure, user_config)
+
+    @staticmethod
+    async def _predict_with(model, items: list[dict]) -> list[dict]:
+        return model.predict_batch(items)
+
+    async def _predict(self, items: list[dict]) -> list[dict]:
+        keys = [i.get("project_id") or i.get("_request_id") for i in items]
+        return await self.rollout.score(items, keys, self._predict_with)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def predict_batched(self, items: list[dict]) -> list[dict]:
-        return self.model.predict_batch(items)
+        return await self._predict(items)
 
     async def predict(self, item: dict) -> dict:
         if self.model is None:
             return {"error": f"no timeline model: {self.missing}", "status": 503}
+        item = {**item, "_request_id": _request_id()}
         if self.batching:
             return await self.predict_batched(item)
-        return self.model.predict_batch([item])[0]
+        return (await self._predict([item]))[0]
 
     def info(self) -> dict:
         if self.model is None:
             return {"name": "project_timeline", "version": None, "alias": None, "loaded_at": None}
-        return self.model.info()
+        return self.rollout.info()
+
+    def rollout_state(self) -> dict:
+        if self.rollout is None:
+            return {"model": "project_timeline", "mode": "off", "champion_version": None, "events": []}
+        return self.rollout.state()
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, num_replicas=1, max_ongoing_requests=16)
@@ -359,6 +425,13 @@ class ServeBackend:
                     "status": 503}
         return await self.personal.call.remote(method, item)
 
+    async def rollout(self) -> dict:
+        """The rollout state of each model deployment's replica that answers (for an admin route)."""
+        out = {"task_assignment": await self.assignment.rollout_state.remote()}
+        if self.timeline_handle is not None:
+            out["project_timeline"] = await self.timeline_handle.rollout_state.remote()
+        return out
+
     async def models(self) -> list[dict]:
         handles = [h for h in (self.assignment, self.timeline_handle) if h is not None]
         out = list(await asyncio.gather(*[h.info.remote() for h in handles]))
@@ -380,6 +453,7 @@ class Ingress:
                  nlp: DeploymentHandle | None = None, anomaly: bool = True,
                  personal: DeploymentHandle | None = None):
         from sunday.features.platform import simulation_path
+        from sunday.monitoring.predictions import default_prediction_log
         from sunday.serving.api import Context, set_context
         from sunday.serving.audit import default_audit_log
         from sunday.serving.directory import ProjectCatalog, WorkspaceDirectory
@@ -398,7 +472,8 @@ class Ingress:
             backend=ServeBackend(assignment, timeline, events, nlp, alerts, personal), keys=default_keystore(settings),
             limiter=make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
             audit=default_audit_log(settings), directory=WorkspaceDirectory.from_simulation(sim_path),
-            catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics()))
+            catalog=ProjectCatalog(settings, sim_path), metrics=ApiMetrics(),
+            extra={"predictions": default_prediction_log(settings)}))  # feeds the drift monitor
 
     def check_health(self) -> None:
         from sunday.serving.api import current_context
@@ -423,9 +498,15 @@ def build_app(args: dict | None = None):
         return d.options(**opts) if opts else d
 
     features = capped(Features).bind(home, a.feature_ttl_s)
-    assignment = capped(Assignment).bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
+    assignment_d = capped(Assignment)
+    if a.assignment_config is not None:
+        assignment_d = assignment_d.options(user_config=a.assignment_config)
+    timeline_d = capped(Timeline)
+    if a.timeline_config is not None:
+        timeline_d = timeline_d.options(user_config=a.timeline_config)
+    assignment = assignment_d.bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                          a.embeddings, a.assignment_version, a.feature_ttl_s)
-    timeline = (capped(Timeline).bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
+    timeline = (timeline_d.bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                       a.timeline_version) if a.timeline else None)
     events = capped(Events).bind(home, a.sim, a.nlp, a.anomaly)
     nlp = None

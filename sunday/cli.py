@@ -40,6 +40,15 @@ def _mount_nlp() -> None:
 
 _mount_nlp()
 
+
+def _mount_pipeline() -> None:
+    from sunday.cli_pipeline import pipeline_app
+
+    app.add_typer(pipeline_app, name="pipeline")
+
+
+_mount_pipeline()
+
 DataDirOpt = typer.Option(None, "--data-dir", help="datasets folder (default: SUNDAY_DATA_DIR or ../shared/data)")
 
 

@@ -53,6 +53,7 @@ class Backend(Protocol):
     async def summarize_meeting(self, item: dict) -> dict: ...
     async def anomalies(self, item: dict) -> dict: ...
     async def personalization(self, method: str, item: dict) -> dict: ...
+    async def rollout(self) -> dict: ...
     async def models(self) -> list[dict]: ...
 
 
@@ -149,6 +150,8 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
                                     request_id=request_id)
             if ctx.metrics is not None:
                 ctx.metrics.observe(endpoint, status, ms, version)
+            if status == 200 and result is not None:
+                log_prediction(ctx, endpoint, model_name, version, body, result, request_id)
 
     @app.get(f"{PREFIX}/health", tags=["ops"])
     async def health() -> dict:
@@ -400,6 +403,12 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         """The model versions serving now."""
         return {"models": await context().backend.models()}
 
+    @app.get(f"{PREFIX}/admin/rollout", tags=["admin"])
+    async def rollout(p: Principal = Depends(principal(Role.ADMIN))) -> dict:
+        """Canary / shadow state per model deployment: mode, share, per-version request counts, error rates and
+        p99, rollback events (admin keys only; empty in the plain app, which has no rollout)."""
+        return await context().backend.rollout()
+
     @app.get(f"{PREFIX}/admin/audit", response_model=S.AuditResponse, tags=["admin"])
     async def audit(limit: int = 50, p: Principal = Depends(principal(Role.ADMIN))) -> dict:
         """The latest audit records of the caller's workspace (admin keys only)."""
@@ -417,6 +426,24 @@ def build_api(context: Callable[[], Context], title: str = "Sunday ML") -> FastA
         return Response(text, media_type="text/plain; version=0.0.4")
 
     return app
+
+
+MONITORED_ENDPOINTS = frozenset({"assign-task", "predict-timeline", "score-priority", "rank-notifications"})
+
+
+def log_prediction(ctx: Context, endpoint: str, model_name: str | None, version: str | None, body: Any,
+                   result: dict, request_id: str | None) -> None:
+    """Hand a successful prediction to the drift monitor's log (``ctx.extra["predictions"]``, a
+    :class:`sunday.monitoring.predictions.PredictionLog`): ``submit`` only queues it (a background thread parses and
+    writes), so this adds no I/O to the request; any error is counted in ``ctx.extra["prediction_log_errors"]`` and
+    swallowed -- monitoring never fails a prediction."""
+    plog = ctx.extra.get("predictions") if ctx.extra else None
+    if plog is None or endpoint not in MONITORED_ENDPOINTS:
+        return
+    try:
+        plog.submit(endpoint, model_name, version, body, result, request_id)
+    except Exception:
+        ctx.extra["prediction_log_errors"] = ctx.extra.get("prediction_log_errors", 0) + 1
 
 
 async def _predict_assignees(backend, summary: dict, candidates: list[str]) -> None:
@@ -518,6 +545,9 @@ class LocalBackend:
         if self.personal is None:
             raise ApiError(503, "the personalization service is not loaded in this server")
         return await asyncio.to_thread(getattr(self.personal, method), item)
+
+    async def rollout(self) -> dict:
+        return {}  # canary / shadow rollout is a Serve deployment feature (serve_apps/app.py)
 
     async def models(self) -> list[dict]:
         out = [m.info() for m in (self.assignment, self.timeline_model) if m is not None]

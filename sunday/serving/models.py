@@ -197,7 +197,8 @@ class TimelineModel(RegistryModel):
         for it in items:
             t0 = time.perf_counter()
             try:
-                project = {k: v for k, v in it.items() if k not in ("mc_samples", "tasks")}
+                project = {k: v for k, v in it.items()  # "_..." keys: the deployment's (e.g. _request_id)
+                           if k not in ("mc_samples", "tasks") and not k.startswith("_")}
                 tasks = it.get("tasks") if task_model is not None else None
                 r = predict_timeline(forecaster, project, mc_samples=int(it.get("mc_samples") or 0),
                                      tasks=tasks, task_model=task_model if tasks is not None else None)

@@ -13,11 +13,13 @@ from typing import Any
 
 def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: float = 100.0,
                         embeddings: bool = True, timeline: bool = True, feature_ttl_s: float = 2.0,
-                        nlp: bool = True, vector_store=None, anomaly: bool = True, personalization: bool = True):
+                        nlp: bool = True, vector_store=None, anomaly: bool = True, personalization: bool = True,
+                        log_predictions: bool = True):
     from sunday.errors import SundayError
     from sunday.features.online import OnlineFeatures
     from sunday.features.platform import simulation_path
     from sunday.features.streaming import StreamingConsumer
+    from sunday.monitoring.predictions import default_prediction_log
     from sunday.serving.api import Context, LocalBackend
     from sunday.serving.audit import default_audit_log
     from sunday.serving.directory import ProjectCatalog, WorkspaceDirectory
@@ -60,7 +62,8 @@ def build_local_context(settings, sim: str = "demo", rate: float = 50.0, burst: 
     return Context(backend, default_keystore(settings),
                    make_rate_limiter(settings, RateLimitConfig(default=RateLimit(rate, burst))),
                    default_audit_log(settings), WorkspaceDirectory.from_simulation(sim_path),
-                   ProjectCatalog(settings, sim_path), ApiMetrics())
+                   ProjectCatalog(settings, sim_path), ApiMetrics(),
+                   extra={"predictions": default_prediction_log(settings)} if log_predictions else {})
 
 
 def build_local_app(settings, **kwargs: Any):

@@ -101,6 +101,7 @@ class CfJobResult:
     table: dict[str, dict[str, float]]
     counts: dict[str, int]
     seconds: dict[str, float]
+    holdout: Any = None  # the per-user time split (evaluation.cf_sim.make_holdout): what the gate re-scores on
 
 
 def _flat(table: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -178,4 +179,4 @@ def train_and_register(settings, job: CfJobConfig, log: Callable[..., Any] = pri
                 lambda champ: evaluate_tasks(h, {"cf": model_ranker(champ, h)}, K)["cf"][f"ndcg@{K}"],
                 higher_is_better=True, input_example=(example, {"k": K}))
     return CfJobResult(metrics, run_id, version, promotion, model, model_dir, list(model.history_), table, counts,
-                       seconds)
+                       seconds, holdout=h)

@@ -38,6 +38,7 @@ class NotifyJobResult:
     model_dir: Path
     source: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    holdout: Any = None  # {"test", "propensity", "floor"}: what the gate re-scores a model on
 
 
 def _source(settings, job: NotifyJobConfig) -> tuple[str | None, int]:
@@ -119,4 +120,6 @@ def train_and_register(settings, job: NotifyJobConfig, log=print) -> NotifyJobRe
                 model_dir, _pyfunc_class()(), job.model_name, GATE_METRIC, metrics[GATE_METRIC],
                 NotificationRanker.load, gate_score, higher_is_better=True, input_example=example,
                 floor=metrics["logged_order_ndcg_10_ips"], floor_name="the logged (newest-first) order")
-    return NotifyJobResult(metrics, run_id, version, promotion, model_dir, data.source, seconds)
+    return NotifyJobResult(metrics, run_id, version, promotion, model_dir, data.source, seconds,
+                           holdout={"test": test, "propensity": propensity,
+                                    "floor": metrics["logged_order_ndcg_10_ips"]})

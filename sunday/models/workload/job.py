@@ -26,6 +26,7 @@ class JobResult:
     rows: list[dict[str, Any]]
     example: dict[str, Any]
     seconds: dict[str, float]
+    holdout: Any = None  # {"X": holdout rows with y_truth}: what the gate re-scores a model on
 
 
 def train_and_register(settings, sim: str, config, train_fraction: float, register: bool) -> JobResult:
@@ -74,4 +75,5 @@ def train_and_register(settings, sim: str, config, train_fraction: float, regist
             loaded = mlflow.pyfunc.load_model(info.model_uri)  # the logged model loads back and predicts
             if abs(loaded.predict(example)["hours"].to_numpy() - r["model"].predict(example)).max() > 1e-4:
                 raise RuntimeError("the logged workload model does not reproduce the trained model's predictions")
-    return JobResult(metric_values, run_id, version, promotion, model_dir, r["rows"], r["example"], seconds)
+    return JobResult(metric_values, run_id, version, promotion, model_dir, r["rows"], r["example"], seconds,
+                     holdout={"X": X_test})

@@ -1,0 +1,251 @@
+"""What the pipeline knows of each model: how to train it (without registering: the jobs' ``register=False``),
+its holdout, its primary metric, how to score and time a model on that holdout, and how to log it to MLflow.
+
+Each train function returns :class:`Trained`: the model folder, the holdout (pickled by the runner so that the
+later steps resume without retraining) and the training metrics. The champion is loaded from the registry with
+the same ``load`` and scored with the same ``score`` on the same holdout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+LATENCY_ROWS = 256  # the fixed holdout batch the latency probe predicts on
+
+
+@dataclass
+class TrainContext:
+    sim: str
+    profile: str
+    seed: int
+    settings: dict[str, Any]     # this model's training settings (profile + overrides)
+    use_ray: bool = True
+    num_workers: int = 2
+    log: Callable[..., Any] = print
+
+
+@dataclass
+class Trained:
+    model_dir: Path
+    holdout: Any
+    metrics: dict[str, float]
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str                 # registered model name
+    metric: str               # primary (gate) metric
+    higher_is_better: bool
+    train: Callable[[Any, TrainContext], Trained]
+    load: Callable[[Path], Any]
+    score: Callable[[Any, Any], float]                 # (model, holdout) -> metric
+    probe: Callable[[Any, Any], Callable[[], Any]]     # (model, holdout) -> one predict call on the fixed batch
+    pyfunc: Callable[[], Any]                          # the MLflow python model instance
+    example: Callable[[Any], Any]                      # (holdout) -> input example (or None)
+    threshold: Callable[[dict[str, float]], float | None]  # (training metrics) -> gate min_metric
+    threshold_doc: str
+    deployment: str | None    # the Serve deployment serving it
+    ray_train: bool = False   # trains through Ray Train when the context says use_ray
+
+
+def _config(cls, values: dict[str, Any]):
+    from sunday.errors import SundayError
+
+    unknown = [k for k in values if k not in cls.__dataclass_fields__]
+    if unknown:
+        raise SundayError(f"unknown {cls.__name__} setting(s) {unknown}")
+    return cls(**values)
+
+
+def _probe(method: str, rows: str) -> Callable[[Any, Any], Callable[[], Any]]:
+    """``(model, holdout) -> call``: ``model.<method>`` on the holdout's first :data:`LATENCY_ROWS` rows of
+    ``holdout[rows]`` (a dict holdout) or ``holdout.<rows>`` (an object)."""
+
+    def make(model: Any, holdout: Any) -> Callable[[], Any]:
+        frame = holdout[rows] if isinstance(holdout, dict) else getattr(holdout, rows)
+        batch = frame.head(LATENCY_ROWS)
+        predict = getattr(model, method)
+        return lambda: predict(batch)
+
+    return make
+
+
+# -- priority_scorer ---------------------------------------------------------------------------------------------
+
+def _train_priority(settings, ctx: TrainContext) -> Trained:
+    from sunday.models.priority.job import train_and_register
+    from sunday.models.priority.scorer import PriorityConfig
+
+    r = train_and_register(settings, ctx.sim, _config(PriorityConfig, ctx.settings), 0.7, register=False)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds)
+
+
+def _score_priority(model, h) -> float:
+    from sunday.evaluation.priority_sim import metrics
+
+    p = model.predict_proba(h["X"])
+    return float(metrics(h["y"], p.argmax(axis=1), p[:, 2:].sum(axis=1))["macro_f1"])
+
+
+def _priority_spec() -> ModelSpec:
+    from sunday.models.priority.scorer import PriorityScorer, pyfunc_class
+
+    return ModelSpec(
+        "priority_scorer", "macro_f1", True, _train_priority, PriorityScorer.load, _score_priority,
+        _probe("predict_proba", "X"), lambda: pyfunc_class()(),
+        lambda h: h["X"].iloc[:5].drop(columns=["created_at", "as_of"]).reset_index(drop=True),
+        lambda m: m.get("majority_macro_f1"), "the majority class's macro-F1", "Personalization")
+
+
+# -- workload_predictor ------------------------------------------------------------------------------------------
+
+def _train_workload(settings, ctx: TrainContext) -> Trained:
+    from sunday.models.workload.job import train_and_register
+    from sunday.models.workload.predictor import WorkloadConfig
+
+    r = train_and_register(settings, ctx.sim, _config(WorkloadConfig, ctx.settings), 0.7, register=False)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds)
+
+
+def _score_workload(model, h) -> float:
+    from sunday.evaluation.workload_sim import regression_metrics
+
+    return float(regression_metrics(h["X"]["y_truth"].to_numpy(), model.predict(h["X"]), "truth")["mae_truth"])
+
+
+def _workload_example(h):
+    from sunday.models.workload.features import FEATURES
+
+    return h["X"][["user_id"] + list(FEATURES)].iloc[:5].reset_index(drop=True)
+
+
+def _workload_spec() -> ModelSpec:
+    from sunday.models.workload.predictor import WorkloadPredictor, pyfunc_class
+
+    return ModelSpec(
+        "workload_predictor", "mae_truth", False, _train_workload, WorkloadPredictor.load, _score_workload,
+        _probe("predict", "X"), lambda: pyfunc_class()(),
+        _workload_example, lambda m: m.get("cap_util_mae_truth"), "the capacity x mean-utilisation rule's MAE",
+        "Personalization")
+
+
+# -- notification_ranker -----------------------------------------------------------------------------------------
+
+def _train_notify(settings, ctx: TrainContext) -> Trained:
+    from sunday.models.personalization.notifications_job import NotifyJobConfig, train_and_register
+
+    job = _config(NotifyJobConfig, {"sim_name": ctx.sim, "seed": ctx.seed, **ctx.settings, "register": False})
+    r = train_and_register(settings, job, log=ctx.log)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds, {"source": r.source})
+
+
+def _score_notify(model, h) -> float:
+    from sunday.models.personalization.notifications import ips_relevance, ndcg_at_k
+
+    test = h["test"]
+    pos = test["position"].to_numpy()
+    rel = ips_relevance(test["clicked"].to_numpy(), pos, h["propensity"])
+    return float(ndcg_at_k(test["session_id"].to_numpy(), model.predict(test), rel, 10, tiebreak=pos,
+                           pooled=True)[0])
+
+
+def _notify_spec() -> ModelSpec:
+    from sunday.models.personalization.notifications import FEATURES, NotificationRanker, _pyfunc_class
+
+    return ModelSpec(
+        "notification_ranker", "ndcg_10_ips", True, _train_notify, NotificationRanker.load, _score_notify,
+        _probe("predict", "test"), lambda: _pyfunc_class()(),
+        lambda h: h["test"][FEATURES].head(5).reset_index(drop=True),
+        lambda m: m.get("logged_order_ndcg_10_ips"), "the logged (newest-first) order's NDCG@10", "Personalization")
+
+
+# -- personalization_cf (Ray Train) --------------------------------------------------------------------------------
+
+def _train_cf(settings, ctx: TrainContext) -> Trained:
+    from sunday.models.personalization.cf import CFConfig
+    from sunday.models.personalization.cf_mlflow import CfJobConfig, train_and_register
+
+    job = CfJobConfig(model=_config(CFConfig, {"seed": ctx.seed, **ctx.settings}), sim=ctx.sim,
+                      use_ray=ctx.use_ray, num_workers=ctx.num_workers, register=False)
+    r = train_and_register(settings, job, log=ctx.log)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds,
+                   {"trainer": "ray" if ctx.use_ray else "local", "num_workers": ctx.num_workers})
+
+
+def _score_cf(model, h) -> float:
+    from sunday.evaluation.cf_sim import evaluate_tasks, model_ranker
+
+    return float(evaluate_tasks(h, {"cf": model_ranker(model, h)}, 10)["cf"]["ndcg@10"])
+
+
+def _cf_probe(model, h):
+    users = [str(u) for u in h.test["user_id"].unique()[:4]]
+    return lambda: [model.recommend(u, k=10) for u in users]
+
+
+def _cf_example(h):
+    import pandas as pd
+
+    known = [str(u) for u in h.test["user_id"].unique()[:2]]
+    frame = pd.DataFrame({"user_id": [*known, "new-user"],
+                          "workspace_id": [None] * len(known) + [str(h.items["workspace_id"].iloc[0])]})
+    return frame, {"k": 10}
+
+
+def _cf_spec() -> ModelSpec:
+    from sunday.models.personalization.cf import CFRecommender
+    from sunday.models.personalization.cf_mlflow import _pyfunc_class
+
+    return ModelSpec(
+        "personalization_cf", "ndcg_at_10", True, _train_cf, CFRecommender.load, _score_cf, _cf_probe,
+        lambda: _pyfunc_class()(), _cf_example, lambda m: m.get("popularity_ndcg_at_10"),
+        "the popularity ranker's NDCG@10", "Personalization", ray_train=True)
+
+
+# -- task_assignment -----------------------------------------------------------------------------------------------
+
+def _train_assignment(settings, ctx: TrainContext) -> Trained:
+    from sunday.models.assignment.train import TrainConfig, train_assignment
+
+    values = dict(ctx.settings)
+    profile = values.pop("profile", ctx.profile)
+    config = TrainConfig(sim_name=ctx.sim, profile=profile, seed=ctx.seed, register=False,
+                         num_workers=ctx.num_workers, lgbm_overrides=values)
+    r = train_assignment(settings, config, log=ctx.log)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds)
+
+
+def _score_assignment(model, hold) -> float:
+    from sunday.models.assignment.metrics import evaluate
+
+    return float(evaluate(model, hold)["mrr"])
+
+
+def _assignment_spec() -> ModelSpec:
+    from sunday.models.assignment.mlflow_model import AssignmentPyfunc
+    from sunday.models.assignment.ranker import AssignmentRanker
+
+    return ModelSpec(
+        "task_assignment", "mrr", True, _train_assignment, AssignmentRanker.load, _score_assignment,
+        _probe("predict_frame", "pairs"), AssignmentPyfunc,
+        lambda hold: None, lambda m: m.get("baseline_least_loaded_mrr"), "the least-loaded rule's MRR", "Assignment")
+
+
+_BUILDERS: dict[str, Callable[[], ModelSpec]] = {
+    "priority_scorer": _priority_spec, "workload_predictor": _workload_spec, "notification_ranker": _notify_spec,
+    "personalization_cf": _cf_spec, "task_assignment": _assignment_spec,
+}
+MODELS: tuple[str, ...] = tuple(_BUILDERS)
+NEEDS_FEATURES = {"task_assignment"}  # reads the feature store (the others read the simulation's tables)
+
+
+def get_spec(name: str) -> ModelSpec:
+    from sunday.errors import SundayError
+
+    if name not in _BUILDERS:
+        raise SundayError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return _BUILDERS[name]()
