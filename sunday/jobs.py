@@ -42,6 +42,16 @@ def read_params(path: Path | None) -> dict[str, Any]:
     return params
 
 
+def settings_from(cls: type, params: dict[str, Any], what: str) -> Any:
+    """``cls(**params)`` for a settings dataclass, refusing unknown keys with a SundayError that names them and the
+    known ones (``what``: e.g. "priority" in "unknown priority setting(s) ...")."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise SundayError(f"unknown {what} setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    return cls(**params)
+
+
 def check_training_flags(profile: str, profiles: Iterable[str], trainer: str, holdout: float, num_workers: int,
                          zero_stage: int) -> None:
     """The flags every training job has: SundayError naming the flag."""

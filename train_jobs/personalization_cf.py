@@ -44,7 +44,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
-    from sunday.jobs import ensure_simulation, read_params, write_result
+    from sunday.jobs import ensure_simulation, read_params, settings_from, write_result
     from sunday.models.personalization.cf import CFConfig
     from sunday.models.personalization.cf_mlflow import CfJobConfig, train_and_register
     from sunday.settings import get_settings
@@ -54,12 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         params = read_params(args.params)
         if "seed" in params:
             raise SundayError("CF setting 'seed' is set by the job's --seed flag, not --params")
-        unknown = sorted(set(params) - set(CFConfig.__dataclass_fields__))
-        if unknown:
-            raise SundayError(f"--params: unknown CF setting(s) {unknown}; "
-                              f"known: {sorted(CFConfig.__dataclass_fields__)}")
         flags = {"epochs": args.epochs, "dim": args.dim, "seed": args.seed}
-        model = CFConfig(**{**params, **{k: v for k, v in flags.items() if v is not None}})
+        model = settings_from(CFConfig, {**params, **{k: v for k, v in flags.items() if v is not None}}, "CF")
         job = CfJobConfig(model=model, sim=args.sim, use_ray=not args.no_ray, num_workers=args.num_workers,
                           use_gpu=args.use_gpu, holdout=args.holdout, register=not args.no_register)
         ensure_simulation(settings, args.sim, args.events, args.seed)

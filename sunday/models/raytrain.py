@@ -59,3 +59,31 @@ def controller_poll_interval(seconds: float | None):
         yield
     finally:
         os.environ.pop(_POLL_ENV, None)
+
+
+def resolve_device(device: str):
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) as a torch device; SundayError when CUDA is asked
+    for and absent."""
+    import torch
+
+    from sunday.errors import SundayError
+
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise SundayError("device 'cuda' asked for but CUDA is not available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def epoch_row(epoch: int, total, steps: int, world: int, device, started: float) -> dict:
+    """One epoch's history row: the mean batch loss (``total`` summed over ``steps`` batches, averaged over the
+    ``world`` DDP workers) and its seconds since ``started`` (``time.perf_counter()``)."""
+    import time
+
+    if world > 1:
+        import torch.distributed as dist
+
+        t = total.to(device)
+        dist.all_reduce(t)
+        total = t.cpu() / world
+    return {"epoch": epoch, "loss": float(total) / steps, "seconds": time.perf_counter() - started}

@@ -53,12 +53,9 @@ class ModelSpec:
 
 
 def _config(cls, values: dict[str, Any]):
-    from sunday.errors import SundayError
+    from sunday.jobs import settings_from
 
-    unknown = [k for k in values if k not in cls.__dataclass_fields__]
-    if unknown:
-        raise SundayError(f"unknown {cls.__name__} setting(s) {unknown}")
-    return cls(**values)
+    return settings_from(cls, values, cls.__name__)
 
 
 def _probe(method: str, rows: str) -> Callable[[Any, Any], Callable[[], Any]]:

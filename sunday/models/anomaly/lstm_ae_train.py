@@ -23,6 +23,7 @@ from torch import nn
 
 from sunday.errors import SundayError
 from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder, training_windows
+from sunday.models.raytrain import epoch_row, resolve_device
 from sunday.runtime import torch_threads
 
 
@@ -53,25 +54,11 @@ def train_epochs(model: nn.Module, windows: np.ndarray, config: AeTrainConfig, r
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             total += loss.detach().double().cpu()
-        if world > 1:
-            import torch.distributed as dist
-
-            t = total.to(device)
-            dist.all_reduce(t)
-            total = t.cpu() / world
-        row = {"epoch": epoch, "loss": float(total) / steps, "seconds": time.perf_counter() - t0}
+        row = epoch_row(epoch, total, steps, world, device, t0)
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
     return history
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SundayError("device 'cuda' asked for but CUDA is not available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def train_local(windows: np.ndarray, config: AeTrainConfig, device: str | None = None) -> LstmAutoencoder:

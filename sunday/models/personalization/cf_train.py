@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from sunday.errors import SundayError
 from sunday.models.personalization.cf import CFConfig, CFData, CFNet, auto_batch_size
+from sunday.models.raytrain import epoch_row, resolve_device
 from sunday.runtime import torch_threads
 
 CKPT_NET = "net.pt"
@@ -105,25 +106,11 @@ def train_epochs(model: torch.nn.Module, data: CFData, config: CFConfig, rank: i
             loss.backward()
             opt.step()
             total += loss.detach().double().cpu()
-        if world > 1:
-            import torch.distributed as dist
-
-            tl = total.to(device)
-            dist.all_reduce(tl)
-            total = tl.cpu() / world
-        row = {"epoch": epoch, "loss": float(total) / steps, "seconds": time.perf_counter() - t0}
+        row = epoch_row(epoch, total, steps, world, device, t0)
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
     return history
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SundayError("device 'cuda' asked for but CUDA is not available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def train_local(data: CFData, config: CFConfig, device: str | None = None) -> tuple[CFNet, list[dict]]:

@@ -18,7 +18,7 @@ right tail of busy weeks and loses MAE. The two back ends are within noise of ea
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,9 @@ class WorkloadConfig:
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "WorkloadConfig":
         """From a ``--params`` JSON object; SundayError naming an unknown setting."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise SundayError(f"unknown workload setting(s) {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**params)
+        from sunday.jobs import settings_from
+
+        return settings_from(cls, params, "workload")
 
     def xgb_params(self) -> dict[str, Any]:
         p = {k: getattr(self, k) for k in ("objective", "n_estimators", "max_depth", "learning_rate", "subsample",
