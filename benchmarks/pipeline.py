@@ -13,7 +13,8 @@ both timings), then
   and both are timed for the latency check (the promotion decided by the gate).
 
 Prints wall time per step (summed over models) and in total, and the ratio of the pipeline to the baseline;
-writes ``benchmarks/results/pipeline.json``. ``personalization_cf`` trains in process unless ``--ray``.
+writes ``benchmarks/results/pipeline.json``. The Ray Train models (``personalization_cf``, ``project_timeline``) train in
+process unless ``--ray``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_MODELS = "priority_scorer,workload_predictor,notification_ranker,personalization_cf"
+DEFAULT_MODELS = "priority_scorer,workload_predictor,notification_ranker,personalization_cf,project_timeline"
 
 
 def by_step(steps: dict) -> dict[str, float]:

@@ -28,6 +28,8 @@ Deployments (each a thin wrapper over a plain class in ``sunday/serving``):
   bandit and its feedback (state in SQLite under the state folder, shared by replicas), collaborative-filtering
   recommendations, notification ranking (+ channel bandit) and priority scores, from the ``personalization_cf`` /
   ``notification_ranker`` / ``priority_scorer`` champions (a route whose model is not registered answers 503).
+  ``user_config`` ``{"champions": {model: version | alias}}`` swaps any of them in place (the pipeline sets it
+  after a promotion).
 
 Arguments (``serve run serve_apps.app:build_app key=value`` or ``args:`` in the config file): ``home`` (state
 folder), ``sim`` (simulation whose directory of users / projects / tasks and feature store to use; default
@@ -36,7 +38,8 @@ while the previous batch ran), ``timeline`` (true),
 ``rate`` / ``burst`` (per-workspace token bucket, default 50 / 100), ``feature_ttl_s`` (2.0), ``nlp`` (true),
 ``anomaly`` (true: the anomaly monitor on the Events deployment), ``assignment_config`` / ``timeline_config`` (the
 deployment's ``user_config``: ``alias`` / ``version`` and ``rollout``, a challenger in shadow or canary --
-:mod:`sunday.serving.rollout`), ``personalization`` (true: the
+:mod:`sunday.serving.rollout`), ``assignment`` (true; false: no ``Assignment``
+deployment, ``assign-task`` answers 503), ``personalization`` (true: the
 ``Personalization`` deployment -- dashboard bandit and recommendations, notification ranking, priority scores),
 ``max_replicas``
 (caps every deployment's autoscaling; 1 on a 2-core machine, where a new replica's model loading only steals CPU).
@@ -72,6 +75,7 @@ class AppArgs(BaseModel):
     nlp: bool = True
     anomaly: bool = True
     personalization: bool = True
+    assignment: bool = True  # false: no Assignment deployment (assign-task answers 503), e.g. before a model exists
     assignment_config: dict | None = None  # the Assignment deployment's user_config (alias / version / rollout);
     timeline_config: dict | None = None  # the Timeline's (a config file's deployments[].user_config wins)
     max_replicas: int | None = None  # caps every deployment's autoscaling (1 on a small machine: no upscaling)
@@ -357,6 +361,10 @@ class Personalization:
             settings, simulation_path(settings, sim), features=CachedFeatures(OnlineFeatures(settings),
                                                                               ttl_s=feature_ttl_s))
 
+    async def reconfigure(self, user_config: dict) -> None:
+        """``{"champions": {model: version | alias}}``: the pipeline's promotions, swapped in place."""
+        await asyncio.to_thread(self.service.reconfigure, user_config)
+
     async def call(self, method: str, item: dict) -> dict:
         from sunday.errors import SundayError
         from sunday.serving.errors import ServingError
@@ -375,13 +383,16 @@ class Personalization:
 class ServeBackend:
     """The ingress's backend: DeploymentHandle calls (errors come back as ``{"error", "status"}`` dicts)."""
 
-    def __init__(self, assignment: DeploymentHandle, timeline: DeploymentHandle | None, events: DeploymentHandle,
+    def __init__(self, assignment: DeploymentHandle | None, timeline: DeploymentHandle | None,
+                 events: DeploymentHandle,
                  nlp: DeploymentHandle | None = None, alerts=None, personal: DeploymentHandle | None = None):
         self.assignment, self.timeline_handle, self.events, self.nlp = assignment, timeline, events, nlp
         self.personal = personal
         self.alerts = alerts  # the anomaly monitor's AlertStore (SQLite, WAL: read here, written by Events)
 
     async def assign(self, item: dict) -> dict:
+        if self.assignment is None:
+            return {"error": "the Assignment deployment is not part of this app (assignment=false)", "status": 503}
         return await self.assignment.recommend.remote(item)
 
     async def timeline(self, item: dict) -> dict:
@@ -427,7 +438,9 @@ class ServeBackend:
 
     async def rollout(self) -> dict:
         """The rollout state of each model deployment's replica that answers (for an admin route)."""
-        out = {"task_assignment": await self.assignment.rollout_state.remote()}
+        out = {}
+        if self.assignment is not None:
+            out["task_assignment"] = await self.assignment.rollout_state.remote()
         if self.timeline_handle is not None:
             out["project_timeline"] = await self.timeline_handle.rollout_state.remote()
         return out
@@ -448,7 +461,8 @@ def _api():
                   autoscaling_config=AUTOSCALING["Ingress"])
 @serve.ingress(_api)
 class Ingress:
-    def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle, timeline: DeploymentHandle | None,
+    def __init__(self, home: str | None, sim: str, assignment: DeploymentHandle | None,
+                 timeline: DeploymentHandle | None,
                  events: DeploymentHandle, rate: float = 50.0, burst: float = 100.0,
                  nlp: DeploymentHandle | None = None, anomaly: bool = True,
                  personal: DeploymentHandle | None = None):
@@ -504,8 +518,8 @@ def build_app(args: dict | None = None):
     timeline_d = capped(Timeline)
     if a.timeline_config is not None:
         timeline_d = timeline_d.options(user_config=a.timeline_config)
-    assignment = assignment_d.bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
-                                         a.embeddings, a.assignment_version, a.feature_ttl_s)
+    assignment = (assignment_d.bind(home, features, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
+                                    a.embeddings, a.assignment_version, a.feature_ttl_s) if a.assignment else None)
     timeline = (timeline_d.bind(home, a.batching, a.max_batch_size, a.batch_wait_timeout_s,
                                       a.timeline_version) if a.timeline else None)
     events = capped(Events).bind(home, a.sim, a.nlp, a.anomaly)

@@ -31,7 +31,8 @@ def run(models: Optional[List[str]] = typer.Option(None, "--models", help="regis
         min_metric: List[str] = typer.Option([], "--min-metric", help="MODEL=VALUE gate threshold (repeatable)"),
         max_drop: float = typer.Option(0.02, "--max-drop", help="largest relative drop vs the champion"),
         max_latency_ratio: float = typer.Option(1.2, "--max-latency-ratio", help="largest p99 ratio"),
-        local: bool = typer.Option(False, "--local", help="train personalization_cf in process (no Ray Train)"),
+        local: bool = typer.Option(False, "--local", help="train the Ray Train models (personalization_cf, "
+                                   "project_timeline, anomaly_lstm_ae) in process"),
         reconfigure: bool = typer.Option(True, "--reconfigure/--no-reconfigure"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result here")) -> None:
     """Run (or resume) the pipeline; one verdict line per model. Exit 1 when a model's step failed."""

@@ -40,6 +40,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, default=None, help="drift share that starts retraining (0.3)")
     p.add_argument("--psi", type=float, default=None, help="a column drifts above this PSI (0.2)")
     p.add_argument("--profile", default="quick", help="pipeline profile a drift starts")
+    p.add_argument("--sim", default=None, help="the simulation (event log) a drift retrains on (default: the "
+                   "profile's; the served one, e.g. demo, in production)")
     p.add_argument("--cooldown-hours", type=float, default=24.0, help="at most one retraining per model per period")
     p.add_argument("--dry-run", action="store_true", help="do not start the pipeline, only report it")
     p.add_argument("--no-html", action="store_true", help="no HTML report")
@@ -65,7 +67,8 @@ def config_from(args: argparse.Namespace):
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else DEFAULT_MODELS
     return MonitorConfig(models=models, window_hours=args.window_hours, min_rows=args.min_rows,
                          baseline_rows=args.baseline_rows, drift=DriftConfig.from_dict(drift),
-                         trigger=not args.dry_run, profile=args.profile, cooldown_hours=args.cooldown_hours,
+                         trigger=not args.dry_run, profile=args.profile, sim=args.sim,
+                         cooldown_hours=args.cooldown_hours,
                          html=not args.no_html, evidently=not args.no_evidently, mlflow=not args.no_mlflow)
 
 

@@ -39,7 +39,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-drop", type=float, default=0.02, help="largest relative drop vs the champion")
     p.add_argument("--max-latency-ratio", type=float, default=1.2, help="largest p99 ratio vs the champion")
     p.add_argument("--latency-slack-ms", type=float, default=0.5, help="absolute p99 tolerance (ms)")
-    p.add_argument("--local", action="store_true", help="train personalization_cf in process (no Ray Train)")
+    p.add_argument("--local", action="store_true",
+                   help="train personalization_cf, project_timeline and anomaly_lstm_ae in process (no Ray Train)")
     p.add_argument("--num-workers", type=int, default=2, help="Ray Train workers")
     p.add_argument("--no-reconfigure", action="store_true", help="do not touch a running Serve app")
     p.add_argument("--json", type=Path, help="also write the result here")

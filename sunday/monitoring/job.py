@@ -62,6 +62,7 @@ class MonitorConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     trigger: bool = True  # False: dry run, record the pipeline call that would start
     profile: str = "quick"  # the pipeline profile a drift starts
+    sim: str | None = None  # the simulation (event log) it retrains on; None: the profile's
     cooldown_hours: float = 24.0  # at most one drift-triggered pipeline per model in this period
     html: bool = True
     keep_reports: int = 48  # HTML reports kept per model (Evidently's are ~4 MB each); older ones are deleted
@@ -265,14 +266,17 @@ def ray_gauges(results: list[ModelDrift]) -> bool:
 
 # -- the trigger ---------------------------------------------------------------------------------------------------
 
-def start_pipeline(settings, model: str, reason: str, profile: str) -> dict:
-    """Retrain ``model`` through the pipeline (imported here: it is optional for the monitor)."""
+def start_pipeline(settings, model: str, reason: str, profile: str, sim: str | None = None) -> dict:
+    """Retrain ``model`` through the pipeline, on simulation ``sim`` (None: the profile's), and wait for its
+    verdict (imported here: the pipeline is optional for the monitor)."""
     try:
         from sunday.pipeline import PipelineConfig, run_pipeline
     except ImportError as exc:
         return {"status": "pipeline not available", "error": f"{type(exc).__name__}: {exc}"}
-    out = run_pipeline(settings, PipelineConfig(models=[model], profile=profile, reason=reason))
-    return {"status": "started", "result": str(out)[:1000]}
+    out = run_pipeline(settings, PipelineConfig(models=[model], profile=profile, reason=reason, sim=sim))
+    v = out.verdicts.get(model)
+    return {"status": "started", "pipeline_run": out.run_id, "ok": out.ok, "verdict": v and v.status,
+            "version": v and v.version, "line": v and v.line}
 
 
 def _state_path(settings) -> Path:
@@ -301,7 +305,10 @@ def _trigger(settings, config: MonitorConfig, m: ModelDrift, now: float, fn: Tri
         return {"status": "dry-run", "reason": reason, "would_call": f"run_pipeline(models=[{m.model!r}], "
                 f"profile={config.profile!r})"}
     try:
-        out = (fn or start_pipeline)(settings, m.model, reason, config.profile)
+        if fn is None:
+            out = start_pipeline(settings, m.model, reason, config.profile, config.sim)
+        else:
+            out = fn(settings, m.model, reason, config.profile)
     except Exception as exc:
         out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     out = {"reason": reason, **out}

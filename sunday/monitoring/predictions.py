@@ -309,10 +309,16 @@ def default_prediction_log(settings, **kwargs: Any) -> PredictionLog:
     return PredictionLog(prediction_log_path(settings), **kwargs)
 
 
+def rows_frame(rows: Iterable[PredictionRow]) -> pd.DataFrame:
+    """Prediction rows as the log reads them back (features and predictions as columns, no meta columns): e.g. a
+    training reference built through the serving path's own extractors (:func:`prediction_rows`)."""
+    return pd.DataFrame.from_records([{**r.features, **r.prediction} for r in rows])
+
+
 def frame_columns(frame: pd.DataFrame) -> list[str]:
     """The data columns of a log frame (without the meta columns)."""
     return [c for c in frame.columns if c not in META_COLUMNS]
 
 
 __all__ = ["PredictionLog", "PredictionRow", "prediction_rows", "default_prediction_log", "prediction_log_path",
-           "LOGGED_ENDPOINTS", "META_COLUMNS", "EXTRACTORS", "frame_columns"]
+           "LOGGED_ENDPOINTS", "META_COLUMNS", "EXTRACTORS", "frame_columns", "rows_frame"]

@@ -2,8 +2,10 @@
 (``champion``) -> reconfigure the Serve app; each step resumable, each step's results in MLflow.
 
 ``run_pipeline(settings, PipelineConfig(models=[...], profile="quick", reason="..."))`` -> :class:`PipelineResult`
-(per-model verdicts). Entry points: ``sunday pipeline run`` and ``python train_jobs/pipeline.py`` (also through
-``ray job submit``). Nothing is imported until used.
+(per-model verdicts). Models: priority_scorer, workload_predictor, notification_ranker, personalization_cf,
+task_assignment, project_timeline, anomaly_lstm_ae (:data:`MODELS`; see :mod:`.models`). Entry points:
+``sunday pipeline run`` and ``python train_jobs/pipeline.py`` (also through ``ray job submit``). Nothing is imported
+until used.
 """
 
 from __future__ import annotations

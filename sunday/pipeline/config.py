@@ -12,11 +12,13 @@ MODEL_STEPS = ("train", "evaluate", "register", "gate", "promote")
 
 # sim: the simulation trained on (simulated when missing); settings: per-model training settings
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {"sim": "pipeline-quick", "events": 30_000, "engine": "local", "latency_reps": 40,
+    "quick": {"sim": "pipeline-quick", "events": 30_000, "engine": "local", "latency_reps": 200,
               "settings": {"priority_scorer": {"n_estimators": 60}, "workload_predictor": {"n_estimators": 60},
                            "notification_ranker": {"n_estimators": 60}, "personalization_cf": {"epochs": 3},
-                           "task_assignment": {"n_estimators": 100}}},
-    "full": {"sim": "demo", "events": 200_000, "engine": "ray", "latency_reps": 100,
+                           "task_assignment": {"n_estimators": 100},
+                           # the timeline's own quick profile (25 epochs, a cut every 4 days: ~3 s in process)
+                           "anomaly_lstm_ae": {"epochs": 8, "max_windows": 10_000}}},
+    "full": {"sim": "demo", "events": 200_000, "engine": "ray", "latency_reps": 500,
              "settings": {}},
 }
 
@@ -42,8 +44,8 @@ class PipelineConfig:
     max_drop: float = 0.02
     max_latency_ratio: float = 1.2
     latency_slack_ms: float = 0.5
-    use_ray: bool = True        # personalization_cf trains through Ray Train
-    num_workers: int = 2        # its Ray Train workers
+    use_ray: bool = True        # personalization_cf, project_timeline and anomaly_lstm_ae train through Ray Train
+    num_workers: int = 2        # their Ray Train workers
     reconfigure: bool = True
     stop_after: str | None = None
 

@@ -1,6 +1,12 @@
 """What the pipeline knows of each model: how to train it (without registering: the jobs' ``register=False``),
 its holdout, its primary metric, how to score and time a model on that holdout, and how to log it to MLflow.
 
+Models (:data:`MODELS`): ``priority_scorer``, ``workload_predictor``, ``notification_ranker``,
+``personalization_cf`` (Ray Train), ``task_assignment`` (the feature store), ``project_timeline`` (Ray Train; the
+model folder keeps its ``task_risk`` sub-folder) and ``anomaly_lstm_ae`` (Ray Train; NAB under ``SUNDAY_DATA_DIR``,
+not the simulation: :data:`NO_SIMULATION`). Ray Train models train in process when the context says
+``use_ray=False``.
+
 Each train function returns :class:`Trained`: the model folder, the holdout (pickled by the runner so that the
 later steps resume without retraining) and the training metrics. The champion is loaded from the registry with
 the same ``load`` and scored with the same ``score`` on the same holdout.
@@ -232,12 +238,127 @@ def _assignment_spec() -> ModelSpec:
         lambda hold: None, lambda m: m.get("baseline_least_loaded_mrr"), "the least-loaded rule's MRR", "Assignment")
 
 
+# -- project_timeline (Ray Train) ----------------------------------------------------------------------------------
+
+TIMELINE_PROBE_ROWS = 32  # the fixed holdout snapshots the timeline's latency probe forecasts
+
+
+def _train_timeline(settings, ctx: TrainContext) -> Trained:
+    """The LSTM forecaster (and its task delay-risk model, the ``task_risk`` sub-folder the Serve Timeline
+    deployment loads) on the simulation's snapshots; Ray Train workers when the context says ``use_ray``.
+    Settings: ``cut_every`` / ``holdout`` (the job's) and any :class:`TimelineConfig` field (``epochs``, ...)."""
+    from sunday.models.timeline.train import TimelineTrainConfig, train_timeline
+
+    values = dict(ctx.settings)
+    job = {k: values.pop(k) for k in ("cut_every", "holdout", "task_risk") if k in values}
+    config = TimelineTrainConfig(sim_name=ctx.sim, profile=ctx.profile, seed=ctx.seed, register=False,
+                                 trainer="ray" if ctx.use_ray else "local", num_workers=ctx.num_workers,
+                                 overrides=values, **job)
+    r = train_timeline(settings, config, log=ctx.log)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds,
+                   {"trainer": config.trainer, "num_workers": ctx.num_workers if ctx.use_ray else 1,
+                    "n_train_projects": r.n_train_projects, "n_holdout_projects": r.n_holdout_projects,
+                    "n_train_snapshots": r.n_train_snapshots, "n_holdout_snapshots": r.n_holdout_snapshots})
+
+
+def _score_timeline(model, hold) -> float:
+    from sunday.models.timeline.train import GATE_METRIC, model_metrics
+
+    return float(model_metrics(model, hold)[GATE_METRIC])
+
+
+def _timeline_probe(model, hold):
+    batch = hold.take(list(range(min(TIMELINE_PROBE_ROWS, len(hold)))))
+    return lambda: model.predict_quantiles(batch)
+
+
+def _timeline_example(hold):
+    from sunday.models.timeline.mlflow_model import input_frame, snapshot_project
+
+    return input_frame([snapshot_project(hold, 0)])
+
+
+def _timeline_spec() -> ModelSpec:
+    from sunday.models.timeline.forecaster import TimelineForecaster
+    from sunday.models.timeline.mlflow_model import TimelinePyfunc
+    from sunday.models.timeline.train import GATE_METRIC, MODEL_NAME
+
+    return ModelSpec(
+        MODEL_NAME, GATE_METRIC, False, _train_timeline, TimelineForecaster.load, _score_timeline, _timeline_probe,
+        TimelinePyfunc, _timeline_example, lambda m: m.get("burndown_mae_days"),
+        "the burn-down baseline's MAE (days)", "Timeline", ray_train=True)
+
+
+# -- anomaly_lstm_ae (Ray Train; NAB data, not the simulation) -------------------------------------------------------
+
+def _train_ae(settings, ctx: TrainContext) -> Trained:
+    """The LSTM autoencoder on NAB's normal history (``settings.data_dir / 'nab'``, not the pipeline's simulation);
+    Ray Train workers when the context says ``use_ray``. Settings: ``holdout`` (the job's share of held-out series)
+    and any :class:`AeTrainConfig` field (``epochs``, ``max_windows``, ...)."""
+    from sunday.models.anomaly.lstm_ae import AeTrainConfig
+    from sunday.models.anomaly.lstm_ae_mlflow import AeJobConfig, train_and_register
+
+    values = dict(ctx.settings)
+    holdout = values.pop("holdout", 0.1)
+    model = _config(AeTrainConfig, {"seed": ctx.seed, **values})
+    job = AeJobConfig(model=model, use_ray=ctx.use_ray, num_workers=ctx.num_workers, holdout=holdout,
+                      register=False)
+    r = train_and_register(settings, job, log=ctx.log)
+    return Trained(r.model_dir, r.holdout, r.metrics, r.seconds,
+                   {"trainer": "ray" if ctx.use_ray else "local", "num_workers": ctx.num_workers if ctx.use_ray else 1,
+                    "n_train_series": r.n_train_series, "n_holdout_series": r.n_holdout_series,
+                    "n_windows": r.n_windows, "data": "nab-probationary"})
+
+
+def _score_ae(model, hold) -> float:
+    from sunday.models.anomaly.lstm_ae_mlflow import holdout_windows
+
+    return float(model.reconstruction_mse(holdout_windows(hold, model.config)))
+
+
+def _ae_series(hold):
+    import numpy as np
+    import pandas as pd
+
+    first = sorted(hold)[0]
+    return pd.DataFrame({"value": np.asarray(hold[first][:LATENCY_ROWS], np.float64)})
+
+
+def _ae_probe(model, hold):
+    from sunday.models.anomaly.lstm_ae_mlflow import _predict
+
+    frame = _ae_series(hold)  # the pyfunc's call: a fresh detector scores the first held-out series' first points
+    return lambda: _predict(model, frame)
+
+
+def _ae_spec() -> ModelSpec:
+    from sunday.models.anomaly.lstm_ae import LstmAutoencoder
+    from sunday.models.anomaly.lstm_ae_mlflow import BASELINE_METRIC, GATE_METRIC, MODEL_NAME, _pyfunc_class
+
+    return ModelSpec(
+        MODEL_NAME, GATE_METRIC, False, _train_ae, LstmAutoencoder.load, _score_ae, _ae_probe,
+        lambda: _pyfunc_class()(), lambda h: _ae_series(h).head(200), lambda m: m.get(BASELINE_METRIC),
+        "the flat (window-mean) reconstruction's MSE", None, ray_train=True)
+
+
 _BUILDERS: dict[str, Callable[[], ModelSpec]] = {
     "priority_scorer": _priority_spec, "workload_predictor": _workload_spec, "notification_ranker": _notify_spec,
-    "personalization_cf": _cf_spec, "task_assignment": _assignment_spec,
+    "personalization_cf": _cf_spec, "task_assignment": _assignment_spec, "project_timeline": _timeline_spec,
+    "anomaly_lstm_ae": _ae_spec,
 }
 MODELS: tuple[str, ...] = tuple(_BUILDERS)
 NEEDS_FEATURES = {"task_assignment"}  # reads the feature store (the others read the simulation's tables)
+NO_SIMULATION = {"anomaly_lstm_ae"}   # trains on a public data set (NAB under SUNDAY_DATA_DIR), not the simulation
+
+
+def missing_data(name: str, settings) -> str | None:
+    """Why ``name`` cannot train here (its public data set is absent), else None. A run of every model (no
+    ``--models``) skips such a model and says so; naming it explicitly makes its absence an error verdict."""
+    if name == "anomaly_lstm_ae":
+        folder = Path(settings.data_dir) / "nab" / "data"
+        if not folder.is_dir():
+            return f"NAB series folder {folder} is missing (set SUNDAY_DATA_DIR)"
+    return None
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -4,8 +4,8 @@ When a Serve app runs on the cluster (Serve's REST API on the dashboard: ``Serve
 config is redeployed with the promoted model's deployment ``user_config`` ``version`` set to the new one (its other
 keys, e.g. a ``rollout``, kept; ``alias`` dropped): Serve
 calls the replicas' ``reconfigure`` in place (no restart). Registered name -> deployment: :data:`DEPLOYMENTS`.
-``Personalization`` serves several models: it gets ``{"champions": {name: version}}`` when the deployment class
-has a ``reconfigure`` method, and is skipped (said so) when it has none. Without a dashboard or a Serve app the
+``Personalization`` serves several models: it gets ``{"champions": {name: version}}`` (merged into the champions an
+earlier run set) when the deployment class has a ``reconfigure`` method, and is skipped (said so) when it has none. Without a dashboard or a Serve app the
 result says "nothing to reconfigure". An app deployed imperatively (``serve.run``, no deploy config) cannot be
 redeployed through the REST API without deleting it: it is left alone and said so.
 """
@@ -17,12 +17,14 @@ from typing import Any
 
 DEPLOYMENTS = {"task_assignment": "Assignment", "project_timeline": "Timeline",
                "personalization_cf": "Personalization", "notification_ranker": "Personalization",
-               "priority_scorer": "Personalization", "workload_predictor": "Personalization"}
+               "priority_scorer": "Personalization"}  # workload_predictor: no route serves it yet
 SINGLE_MODEL = {"Assignment", "Timeline"}  # user_config {"version": v}
 
 
-def dashboard_address() -> str | None:
-    """``RAY_DASHBOARD_ADDRESS`` / ``SUNDAY_SERVE_DASHBOARD``, else the connected Ray's dashboard (None: none)."""
+def dashboard_address(settings=None) -> str | None:
+    """``SUNDAY_SERVE_DASHBOARD`` / ``RAY_DASHBOARD_ADDRESS``, else the dashboard of the Ray this process is connected
+    to -- joining the cluster at ``RAY_ADDRESS`` first when a job has not started Ray yet (a pipeline of models
+    that do not train on Ray) -- else None (a local Ray without a dashboard, or none)."""
     for key in ("SUNDAY_SERVE_DASHBOARD", "RAY_DASHBOARD_ADDRESS"):
         if os.environ.get(key):
             return os.environ[key]
@@ -30,13 +32,19 @@ def dashboard_address() -> str | None:
         import ray
 
         if not ray.is_initialized():
-            return None
-        url = ray._private.worker.global_worker.node.address_info.get("webui_url")  # noqa: SLF001
-        if url:
-            return url if url.startswith("http") else f"http://{url}"
-    except Exception:  # noqa: BLE001
+            if settings is None or not settings.ray_address:
+                return None
+            from sunday.runtime import ensure_ray
+
+            ensure_ray(settings)
+        from ray._private import services, worker
+
+        url = worker.get_dashboard_url() or services.get_webui_url_from_internal_kv()
+    except Exception:  # noqa: BLE001 -- no cluster: nothing to reconfigure
         return None
-    return None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"
 
 
 def has_reconfigure(deployment: str) -> bool:
@@ -90,8 +98,11 @@ def apply_user_configs(details: dict[str, Any], configs: dict[str, dict[str, Any
                 entry = {"name": dep}
                 deployments.append(entry)
             # keep the deployment's other keys (e.g. a "rollout"); the new version replaces version / alias
-            merged = {k: v for k, v in (entry.get("user_config") or {}).items() if k not in ("alias", "version")}
+            before = entry.get("user_config") or {}
+            merged = {k: v for k, v in before.items() if k not in ("alias", "version")}
             merged.update(user_config)
+            if isinstance(before.get("champions"), dict) and "champions" in user_config:  # earlier promotions stay
+                merged["champions"] = {**before["champions"], **user_config["champions"]}
             entry["user_config"] = merged
             changed.append(f"{app_name}/{dep} user_config={merged}")
         cfg["deployments"] = deployments
@@ -108,7 +119,7 @@ def reconfigure_serve(settings, promoted: dict[str, str], address: str | None = 
     if not promoted:
         return {"summary": "nothing promoted: nothing to reconfigure", "promoted": {}, "changed": []}
     configs, notes = plan_user_configs(promoted)
-    address = address or dashboard_address()
+    address = address or dashboard_address(settings)
     if address is None:
         return {"summary": "no Ray dashboard: no Serve app to reconfigure", "promoted": promoted, "notes": notes,
                 "changed": []}

@@ -32,7 +32,7 @@ EXPERIMENT = "pipeline"
 @dataclass
 class ModelVerdict:
     name: str
-    status: str                       # promoted | refused | error | pending (stopped before the gate)
+    status: str                       # promoted | refused | error | pending (stopped before the gate) | skipped
     version: str | None = None
     metric: str | None = None
     challenger_score: float | None = None
@@ -183,11 +183,13 @@ class _Run:
 
 # -- the steps ------------------------------------------------------------------------------------------------------
 
-def _extract(settings, config: PipelineConfig) -> dict[str, Any]:
+def _extract(settings, config: PipelineConfig, names: list[str]) -> dict[str, Any]:
     from sunday.features.platform import build_platform, simulation_path
     from sunday.pipeline.config import PROFILES
-    from sunday.pipeline.models import NEEDS_FEATURES
+    from sunday.pipeline.models import NEEDS_FEATURES, NO_SIMULATION
 
+    if set(names) <= NO_SIMULATION:
+        return {"sim": None, "path": None, "skipped": f"no simulation: {', '.join(names)} train on public data"}
     engine = PROFILES[config.profile]["engine"]
     created = False
     try:
@@ -201,7 +203,7 @@ def _extract(settings, config: PipelineConfig) -> dict[str, Any]:
     features = False
     marker = settings.home / "pipeline" / "features_built.json"
     built = json.loads(marker.read_text()) if marker.is_file() else {}
-    if NEEDS_FEATURES & set(config.model_names) and (created or built.get(config.sim_name) != str(path)):
+    if NEEDS_FEATURES & set(names) and (created or built.get(config.sim_name) != str(path)):
         build_platform(settings, sim_name=config.sim_name, engine=engine, progress=False, accept_drift=True)
         built[config.sim_name] = str(path)
         marker.write_text(json.dumps(built))
@@ -212,18 +214,49 @@ def _extract(settings, config: PipelineConfig) -> dict[str, Any]:
             "observed_until": manifest.get("observed_until")}
 
 
-def _validate(extract: dict[str, Any]) -> dict[str, Any]:
-    """Data checks on the simulation before anything trains: row counts, key columns non-null, ids unique,
-    event times inside the observed period. A failure stops the pipeline (nothing is trained or registered)."""
-    import pyarrow.compute as pc
-
-    from sunday.data.simulator.writer import read_simulation
-
-    tables = read_simulation(Path(extract["path"]))
+def _validate(extract: dict[str, Any], settings=None, names: list[str] | None = None) -> dict[str, Any]:
+    """Data checks before anything trains: on the simulation, row counts, key columns non-null, ids unique, event
+    times inside the observed period; on NAB (``anomaly_lstm_ae``), series present, values finite, timestamps
+    increasing. A failure stops the pipeline (nothing is trained or registered)."""
     checks: list[dict[str, Any]] = []
 
     def check(name: str, ok: bool, detail: str) -> None:
         checks.append({"check": name, "passed": bool(ok), "detail": detail})
+
+    if extract.get("path"):
+        _validate_simulation(Path(extract["path"]), check)
+    if settings is not None and "anomaly_lstm_ae" in (names or []):
+        _validate_nab(Path(settings.data_dir) / "nab", check)
+    failed = [c["check"] for c in checks if not c["passed"]]
+    if failed:
+        raise SundayError(f"data validation failed ({', '.join(failed)}): "
+                          + "; ".join(f"{c['check']}: {c['detail']}" for c in checks if not c["passed"]))
+    return {"checks": checks, "passed": True, "n_checks": len(checks)}
+
+
+def _validate_nab(folder: Path, check: Callable[[str, bool, str], None]) -> None:
+    import numpy as np
+
+    from sunday.data.importers.nab import load_series
+
+    series = load_series(folder)
+    check("nab:series", len(series) >= 3, f"{len(series)} series (at least 3)")
+    bad_values = [sid for sid, f in series.items() if not np.isfinite(f["value"].to_numpy(float)).all()]
+    check("nab:finite", not bad_values, f"{len(bad_values)} series with non-finite values {bad_values[:3]}")
+    # the published data has a stray step back (machine_temperature_system_failure: 1 of 22,695): tolerated
+    back = {sid: int((f["timestamp"].diff().dt.total_seconds() < 0).sum()) for sid, f in series.items()}
+    unordered = [sid for sid, n in back.items() if n > 0.001 * max(1, len(series[sid]) - 1)]
+    check("nab:time_order", not unordered,
+          f"{len(unordered)} series with over 0.1 % backward time steps {unordered[:3]}; "
+          f"{sum(back.values())} backward steps in all")
+
+
+def _validate_simulation(path: Path, check: Callable[[str, bool, str], None]) -> None:
+    import pyarrow.compute as pc
+
+    from sunday.data.simulator.writer import read_simulation
+
+    tables = read_simulation(path)
 
     for name, minimum in (("events", 1000), ("tasks", 20), ("users", 2)):
         n = tables[name].num_rows if name in tables.observable else 0
@@ -239,11 +272,6 @@ def _validate(extract: dict[str, Any]) -> dict[str, Any]:
     if ts is not None and events.num_rows:
         lo, hi = pc.min(events.column(ts)).as_py(), pc.max(events.column(ts)).as_py()
         check(f"time:{ts}", lo is not None and hi is not None and lo <= hi, f"{lo} .. {hi}")
-    failed = [c["check"] for c in checks if not c["passed"]]
-    if failed:
-        raise SundayError(f"data validation failed ({', '.join(failed)}): "
-                          + "; ".join(f"{c['check']}: {c['detail']}" for c in checks if not c["passed"]))
-    return {"checks": checks, "passed": True, "n_checks": len(checks)}
 
 
 def _train_nodes(since_job: str | None) -> list[str]:
@@ -337,7 +365,21 @@ def _register(config: PipelineConfig, spec, run: _Run, evaluation: dict[str, Any
         "gate_metric": spec.metric, "higher_is_better": str(spec.higher_is_better).lower(),
         "pipeline_run": run.run_id, "reason": config.reason[:500]})
     MlflowClient().set_registered_model_alias(spec.name, tracking.CHALLENGER, version)
-    return {"version": version, "model_uri": info.model_uri, "alias": tracking.CHALLENGER}
+    reference = _reference(spec, run, version, holdout)
+    mlflow.set_tag("monitoring_reference", "saved" if reference.get("saved") else reference.get("reason", "")[:250])
+    return {"version": version, "model_uri": info.model_uri, "alias": tracking.CHALLENGER, "reference": reference}
+
+
+def _reference(spec, run: _Run, version: str, holdout: Any) -> dict[str, Any]:
+    """The drift monitor's training reference of the registered version (never fails the step: a reference is
+    for monitoring; without one the monitor uses the version's first served rows)."""
+    from sunday.pipeline.reference import save_training_reference
+
+    try:
+        return save_training_reference(run.settings, spec.name, version, spec.load(run.dir / spec.name / "model"),
+                                       holdout)
+    except Exception as exc:  # noqa: BLE001
+        return {"saved": False, "reason": f"reference not saved: {type(exc).__name__}: {exc}"}
 
 
 def _gate(config: PipelineConfig, spec, train: dict, evaluation: dict, registered: dict) -> dict[str, Any]:
@@ -398,7 +440,7 @@ def run_pipeline(settings, config: PipelineConfig | None = None, log: Callable[.
     import mlflow
 
     from sunday import tracking
-    from sunday.pipeline.models import get_spec
+    from sunday.pipeline.models import get_spec, missing_data
 
     config = config or PipelineConfig()
     settings.ensure_dirs()
@@ -407,6 +449,14 @@ def run_pipeline(settings, config: PipelineConfig | None = None, log: Callable[.
     run = _Run(settings, config, log)
     config = run.config
     specs = {name: get_spec(name) for name in config.model_names}
+    skipped: dict[str, str] = {}
+    if config.models is None:  # every model: those whose public data set is absent are skipped, and said so
+        for name in list(specs):
+            why = missing_data(name, settings)
+            if why is not None:
+                skipped[name] = why
+                del specs[name]
+                log(f"[{name}] skipped: {why}")
     exp_id = run.experiment_id = tracking.experiment(settings, EXPERIMENT)
     outer = mlflow.active_run() is not None  # called inside a caller's run: ours nests under it
     if run.mlflow_run_id:
@@ -426,11 +476,11 @@ def run_pipeline(settings, config: PipelineConfig | None = None, log: Callable[.
     reconfigured = None
     stopped = None
     try:
-        extract = run.step("extract", lambda: _extract(settings, config))
+        extract = run.step("extract", lambda: _extract(settings, config, list(specs)))
         if config.stop_after == "extract":
             stopped = "extract"
         else:
-            run.step("validate", lambda: _validate(extract))
+            run.step("validate", lambda: _validate(extract, settings, list(specs)))
             if config.stop_after == "validate":
                 stopped = "validate"
         if stopped is None:
@@ -467,7 +517,7 @@ def run_pipeline(settings, config: PipelineConfig | None = None, log: Callable[.
     finally:
         mlflow.end_run()
 
-    verdicts = {}
+    verdicts = {name: ModelVerdict(name, "skipped", line=f"{name}: skipped ({why})") for name, why in skipped.items()}
     nodes: set[str] = set()
     for name, spec in specs.items():
         r = results[name]

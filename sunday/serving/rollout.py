@@ -14,13 +14,19 @@ statistics, and automatic rollback.
   controller switches to ``off``, the challenger is dropped and a :class:`RollbackEvent` records the reason and the
   numbers (``state()["events"]`` and ``.../<model>.events.jsonl``). The champion and the MLflow aliases are never
   touched: a new rollout is a new ``user_config``.
+* **every replica**: a replica that rolls back appends the event, tagged with the rollout's id (a hash of its
+  config and the two versions), to ``<model>.events.jsonl`` in the state folder. Every controller reads the new
+  lines of that file at most every ``sync_s`` seconds and rolls back too when it finds its own rollout id; a replica
+  that starts later with the same config (autoscaling, a restart) starts rolled back. So one replica's verdict
+  holds for the deployment (replicas on several nodes need the state folder on shared storage). A new attempt with
+  the same versions is a changed config (e.g. another ``salt``).
 
 Plain classes, testable without Serve: :class:`RolloutConfig`, :class:`VersionStats`, :class:`RolloutController`
 (routing, statistics, decision) and :class:`ModelRollout` (a :class:`~sunday.serving.models.RegistryModel`
 champion, its challenger and the controller; ``await score(items, keys, run)`` scores a batch). The Serve
 deployments of ``serve_apps/app.py`` hold one :class:`ModelRollout` each; their ``user_config`` gains
-``rollout`` (see ``serve_apps/serve_config.yaml``). State is per replica: each replica judges (and rolls back) its
-own challenger on the traffic it sees.
+``rollout`` (see ``serve_apps/serve_config.yaml``). Statistics are per replica (each judges the traffic it sees);
+a rollback is shared through the events file.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ class RolloutConfig:
     window: int = 500
     shadow_log: bool = True
     salt: str = ""
+    sync_s: float = 1.0  # how often a replica reads the other replicas' rollbacks (0: on every request)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, where: str = "rollout") -> "RolloutConfig":
@@ -104,6 +111,8 @@ class RolloutConfig:
         if not isinstance(self.window, int) or self.window < self.min_requests:
             raise SundayError(f"{where}.window: {self.window!r} must be an integer >= min_requests "
                               f"({self.min_requests})")
+        if not isinstance(self.sync_s, (int, float)) or self.sync_s < 0:
+            raise SundayError(f"{where}.sync_s: {self.sync_s!r} must be a number of seconds >= 0")
 
 
 class VersionStats:
@@ -162,6 +171,8 @@ class RollbackEvent:
     reason: str
     challenger: dict
     champion: dict
+    rollout_id: str = ""
+    replica: str = ""  # host:pid of the replica that judged it
 
 
 @dataclass
@@ -192,6 +203,11 @@ class RolloutController:
         self.started_at = _now()
         self._lock = threading.Lock()
         self._rng = random.Random()
+        self.rollout_id = rollout_id(config, champion_version, challenger_version)
+        self._offset = 0  # bytes of the events file already read
+        self._next_sync = 0.0
+        if self.active:
+            self.sync(force=True)  # rolled back before this replica started?
 
     # -- routing ----------------------------------------------------------------------------------------------
     def share_of(self, key: str) -> float:
@@ -202,6 +218,7 @@ class RolloutController:
     def route(self, key: str | None) -> str:
         """``"challenger"`` for the canary's share of keys (stable per key; a request without a key draws at
         random), else ``"champion"`` (also in shadow mode: the champion answers)."""
+        self.sync()
         side = CHAMPION
         if self.mode == "canary":
             pos = self.share_of(str(key)) if key is not None else self._rng.random()
@@ -262,7 +279,8 @@ class RolloutController:
             if self.mode == "off":  # another thread rolled back meanwhile
                 return Decision(False, "rollout is off")
             event = RollbackEvent(_now(), self.model, self.mode, self.challenger_version, self.champion_version,
-                                  why, self.stats[CHALLENGER].snapshot(), self.stats[CHAMPION].snapshot())
+                                  why, self.stats[CHALLENGER].snapshot(), self.stats[CHAMPION].snapshot(),
+                                  self.rollout_id, _replica())
             self.mode = "off"
             self.events.append(event)
         log.warning("rollout of %s v%s rolled back: %s", self.model, self.challenger_version, why)
@@ -270,6 +288,49 @@ class RolloutController:
         if self.on_rollback is not None:
             self.on_rollback(event)
         return Decision(True, why, event)
+
+    def sync(self, force: bool = False) -> RollbackEvent | None:
+        """Read the events file's new lines (at most every ``sync_s`` s unless ``force``); a rollback of this
+        rollout by another replica rolls this one back too (the event it adopted, else None)."""
+        if self.log_dir is None or not self.active:
+            return None
+        now = time.monotonic()
+        if not force and now < self._next_sync:
+            return None
+        self._next_sync = now + float(self.config.sync_s)
+        path = self.log_dir / f"{self.model or 'model'}.events.jsonl"
+        try:
+            with open(path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return None
+        end = data.rfind(b"\n") + 1  # a line being written is read next time
+        self._offset += end
+        found = None
+        for line in data[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("rollout_id") == self.rollout_id:
+                found = rec
+        if found is None:
+            return None
+        with self._lock:
+            if self.mode == "off":
+                return None
+            event = RollbackEvent(_now(), self.model, self.mode, self.challenger_version, self.champion_version,
+                                  f"rolled back by replica {found.get('replica') or '?'} at {found.get('at')}: "
+                                  f"{found.get('reason')}", self.stats[CHALLENGER].snapshot(),
+                                  self.stats[CHAMPION].snapshot(), self.rollout_id, _replica())
+            self.mode = "off"
+            self.events.append(event)
+        log.warning("rollout of %s v%s rolled back (another replica): %s", self.model, self.challenger_version,
+                    found.get("reason"))
+        if self.on_rollback is not None:
+            self.on_rollback(event)
+        return event
 
     # -- shadow ----------------------------------------------------------------------------------------------
     def record_shadow(self, key: str | None, champion: Mapping[str, Any], challenger: Mapping[str, Any] | None,
@@ -304,7 +365,7 @@ class RolloutController:
                 "model": self.model, "mode": self.mode, "configured_mode": self.config.mode,
                 "share": self.config.share if self.config.mode == "canary" else None,
                 "champion_version": self.champion_version, "challenger_version": self.challenger_version,
-                "started_at": self.started_at,
+                "started_at": self.started_at, "rollout_id": self.rollout_id,
                 "thresholds": {k: getattr(self.config, k) for k in ("max_error_rate", "max_p99_ms", "max_p99_ratio",
                                                                     "min_requests", "window")},
                 "stats": {CHAMPION: self.stats[CHAMPION].snapshot(), CHALLENGER: self.stats[CHALLENGER].snapshot()},
@@ -314,6 +375,20 @@ class RolloutController:
                            "recent": list(self.shadow_ring)[-10:]},
                 "events": [asdict(e) for e in self.events],
             }
+
+
+def rollout_id(config: RolloutConfig, champion_version: str | None, challenger_version: str | None) -> str:
+    """One rollout's id: its config (``sync_s`` aside) and the two versions; every replica computes the same."""
+    d = {k: v for k, v in asdict(config).items() if k != "sync_s"}
+    blob = json.dumps([d, champion_version, challenger_version], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _replica() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _brief(answer: Mapping[str, Any] | None) -> dict | None:
@@ -385,7 +460,9 @@ class ModelRollout:
                               f"itself")
         controller = RolloutController(cfg, self.name, champ, challenger.current.version, self.log_dir,
                                        on_rollback=self._rolled_back)
-        controller.events = history
+        controller.events = history + controller.events  # + a rollback another replica already made
+        if not controller.active:
+            challenger = None
         self.challenger, self.controller = challenger, controller
 
     def _rolled_back(self, _event: RollbackEvent) -> None:
@@ -398,6 +475,8 @@ class ModelRollout:
     async def score(self, items: Sequence[dict], keys: Sequence[str | None], run: Run) -> list:
         """Answers of ``items`` (one per item), through ``run(model, items)`` for each side's sub-batch."""
         items = list(items)
+        if self.controller is not None:
+            self.controller.sync()  # another replica's rollback of this rollout (at most every sync_s)
         ctl, challenger = self.controller, self.challenger
         if ctl is None or not ctl.active or challenger is None:
             return await self._timed(CHAMPION, self.champion, items, run, record=ctl is not None)

@@ -245,3 +245,43 @@ def test_serve_config_rollout_parses():
     assert set(uc) == {"alias", "rollout"}
     assert RolloutConfig.from_dict(uc["rollout"]).mode == "off"
     assert RolloutConfig.from_dict(yaml.safe_load("mode: off")).mode == "off"
+
+
+def test_one_replicas_rollback_rolls_back_every_replica(tmp_path):
+    """Two replicas (two ModelRollouts on one state folder): replica A's challenger fails and rolls back; replica B,
+    which saw no error, reads A's event and rolls back too; a replica started later with the same config starts
+    rolled back; a changed config (another salt) is a new rollout and is not."""
+    config = {"mode": "canary", "share": 1.0, "challenger": {"alias": "challenger"}, "min_requests": 5,
+              "window": 20, "sync_s": 0}
+    a = rollout(config, {"fail": "500"}, tmp_path)
+    b = rollout(config, None, tmp_path)
+    assert a.controller.rollout_id == b.controller.rollout_id and b.controller.active
+    keys = [f"k{i}" for i in range(10)]
+    items = [{"best": "x"} for _ in keys]
+    out = asyncio.run(a.score(items, keys, run))
+    assert all(r["model_version"] == "1" for r in out)  # the challenger's 500s were answered by the champion
+    assert a.controller.mode == "off" and a.challenger is None
+    event = json.loads((tmp_path / "fake.events.jsonl").read_text().splitlines()[-1])
+    assert event["rollout_id"] == a.controller.rollout_id and event["replica"]
+    out = asyncio.run(b.score(items, keys, run))  # replica B: no error of its own
+    assert b.controller.mode == "off" and b.challenger is None
+    assert all(r["model_version"] == "1" for r in out)
+    assert b.controller.events[-1].reason.startswith("rolled back by replica ")
+    assert "error rate" in b.controller.events[-1].reason
+    lines = (tmp_path / "fake.events.jsonl").read_text().splitlines()
+    assert len(lines) == 1  # B did not echo the event
+    late = rollout(config, None, tmp_path)  # a replica that starts after the rollback
+    assert late.controller.mode == "off" and late.challenger is None and late.controller.events
+    fresh = rollout({**config, "salt": "attempt-2"}, None, tmp_path)  # a new rollout of the same versions
+    assert fresh.controller.active and fresh.challenger is not None
+
+
+def test_rollback_sync_is_rate_limited(tmp_path):
+    ctl = RolloutController(RolloutConfig(mode="canary", share=0.5, sync_s=3600), "fake", "1", "2", tmp_path)
+    other = RolloutController(RolloutConfig(mode="canary", share=0.5, sync_s=3600), "fake", "1", "2", tmp_path)
+    for _ in range(60):
+        other.record(CHALLENGER, False, 1.0)
+    assert other.mode == "off"
+    ctl.route("k")  # read at start; the next read is an hour away
+    assert ctl.mode == "canary"
+    assert ctl.sync(force=True) is not None and ctl.mode == "off"

@@ -24,6 +24,7 @@ from sunday.models.anomaly.lstm_ae_train import train_autoencoder
 MODEL_NAME = "anomaly_lstm_ae"
 EXPERIMENT = "anomaly-lstm-ae"
 GATE_METRIC = "val_mse"  # reconstruction MSE of held-out series' normal windows, lower is better
+BASELINE_METRIC = "flat_val_mse"  # the same windows each reconstructed as a flat line at its own mean
 
 
 # -- registry -----------------------------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ class AeJobResult:
     n_holdout_series: int
     n_windows: int
     seconds: dict[str, float]
+    holdout: dict[str, np.ndarray] | None = None  # held-out series id -> its normal history (gate re-scoring)
 
 
 def split_series(ids: list[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
@@ -113,9 +115,24 @@ def split_series(ids: list[str], holdout: float, seed: int) -> tuple[list[str], 
     return [i for i in ids if i not in set(held)], held
 
 
+def holdout_windows(holdout: dict[str, np.ndarray], config: AeTrainConfig) -> np.ndarray:
+    """The normalised windows (``config``'s window and scaling) of every held-out series, in id order."""
+    parts = [series_windows(holdout[s], config) for s in sorted(holdout)]
+    return np.concatenate(parts or [np.empty((0, config.window))])
+
+
+def flat_mse(windows: np.ndarray) -> float:
+    """The baseline: each window reconstructed as a flat line at its own mean (per value)."""
+    if len(windows) == 0:
+        return float("nan")
+    return float(((windows - windows.mean(axis=1, keepdims=True)) ** 2).mean())
+
+
 def train_and_register(settings, job: AeJobConfig, log: Callable[..., Any] = print) -> AeJobResult:
     """NAB normal history -> autoencoder (Ray Train or in process) -> MLflow run, ``anomaly_lstm_ae`` version,
-    ``challenger`` alias, ``champion`` when its held-out val_mse beats the champion's on the same windows."""
+    ``challenger`` alias, ``champion`` when its held-out val_mse beats the champion's on the same windows.
+    ``job.register=False``: trained and scored only (no MLflow run); the result's ``holdout`` (the held-out series'
+    normal history) re-scores any model with :func:`holdout_windows`."""
     from sunday import tracking
 
     seconds: dict[str, float] = {}
@@ -138,9 +155,10 @@ def train_and_register(settings, job: AeJobConfig, log: Callable[..., Any] = pri
     seconds["fit"] = time.perf_counter() - t0
     for row in model.history_:
         log(f"  epoch {int(row['epoch']) + 1}/{cfg.epochs}: loss {row['loss']:.4f} ({row['seconds']:.1f} s)")
-    held_windows = np.concatenate([series_windows(history[s], cfg) for s in held_ids] or [np.empty((0, cfg.window))])
+    holdout = {s: history[s] for s in held_ids}
+    held_windows = holdout_windows(holdout, cfg)
     metrics = {"final_train_loss": float(model.history_[-1]["loss"]) if model.history_ else float("nan"),
-               GATE_METRIC: model.reconstruction_mse(held_windows)}
+               GATE_METRIC: model.reconstruction_mse(held_windows), BASELINE_METRIC: flat_mse(held_windows)}
     model_dir = model.save(Path(tempfile.mkdtemp(prefix="lstm-ae-")) / "model")
 
     run_id = version = promotion = None
@@ -175,4 +193,4 @@ def train_and_register(settings, job: AeJobConfig, log: Callable[..., Any] = pri
                                          higher_is_better=False)
             tracking.log_promotion(promotion)
     return AeJobResult(metrics, run_id, version, promotion, model, model_dir, list(model.history_), len(train_ids),
-                       len(held_ids), min(n_all, cfg.max_windows), seconds)
+                       len(held_ids), min(n_all, cfg.max_windows), seconds, holdout)

@@ -15,6 +15,9 @@ the plain FastAPI backend both wrap it; tests call it directly).
 History (the observable tables the features read: tasks, events, users, projects, the notification log) comes from
 the simulation the server was started on (``sim``); models come from the MLflow registry (alias ``champion``). A
 model that is not registered yet makes its route answer 503 naming the job that trains it.
+:meth:`~PersonalizationService.reconfigure` swaps models in place (``{"champions": {model: version | alias}}``:
+the Serve deployment's ``user_config``, which the pipeline sets after a promotion): the new version loads beside
+the old one, then one assignment switches them, so requests in flight finish on the old one.
 """
 
 from __future__ import annotations
@@ -46,24 +49,53 @@ class Loaded:
     loaded_at: str | None = None
 
 
-def load_champion(name: str, load: Callable[[Path], Any], alias: str = "champion") -> Loaded | None:
-    """The registered model's ``alias`` version loaded with ``load(folder)``, or None when there is none."""
+ATTRS = {CF_MODEL: "cf", RANKER_MODEL: "ranker", PRIORITY_MODEL: "priority"}  # model -> service attribute
+
+
+def loaders() -> dict[str, Callable[[Path], Any]]:
+    """``{registered model: load(folder)}`` of the models the service serves."""
+    from sunday.models.personalization.cf import CFRecommender
+    from sunday.models.personalization.notifications import NotificationRanker
+    from sunday.models.priority.scorer import PriorityScorer
+
+    return {CF_MODEL: CFRecommender.load, RANKER_MODEL: NotificationRanker.load, PRIORITY_MODEL: PriorityScorer.load}
+
+
+def load_champion(name: str, load: Callable[[Path], Any], alias: str = "champion",
+                  version: str | None = None) -> Loaded | None:
+    """The registered model's ``alias`` version (or ``version``) loaded with ``load(folder)``, or None when
+    nothing is registered under the alias (an unknown ``version`` is a :class:`SundayError` naming it)."""
+    import tempfile
     from datetime import datetime, timezone
 
     from sunday import tracking
 
-    found = tracking.load_alias(name, load, alias)
-    if found is None:
-        return None
-    return Loaded(found[0], found[1], alias, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if version is None:
+        found = tracking.load_alias(name, load, alias)
+        return None if found is None else Loaded(found[0], found[1], alias, now)
+    from mlflow.exceptions import MlflowException
+
+    from sunday.errors import SundayError
+
+    with tempfile.TemporaryDirectory(prefix=f"sunday-{name}-") as tmp:
+        try:
+            folder = tracking.download_version(name, str(version), Path(tmp))
+        except MlflowException as exc:
+            raise SundayError(f"champions.{name}: version {version!r} of {name} cannot be loaded "
+                              f"({str(exc).splitlines()[0][:200]})") from None
+        return Loaded(load(folder), str(version), None, now)
 
 
 class PersonalizationService:
     def __init__(self, bandits, decisions, features=None, tables=None, cf: Loaded | None = None,
-                 ranker: Loaded | None = None, priority: Loaded | None = None, notification_log=None):
+                 ranker: Loaded | None = None, priority: Loaded | None = None, notification_log=None,
+                 sim_seed: int | None = None):
         self.bandits, self.decisions, self.features, self.tables = bandits, decisions, features, tables
         self.cf, self.ranker, self.priority = cf, ranker, priority
-        self.notification_log = notification_log
+        # the simulated notification log the ranker's history reads; with ``sim_seed`` and no log it is simulated on
+        # first use (the same log train_jobs/notifications.py uses)
+        self.notification_log, self.sim_seed = notification_log, sim_seed
         self._history = None
         self._priority_rows = None  # priority features of every task of the history, by task id (built once)
         self._lock = threading.Lock()
@@ -91,20 +123,13 @@ class PersonalizationService:
             from sunday import tracking
 
             tracking.configure(settings)
-            from sunday.models.personalization.cf import CFRecommender
-            from sunday.models.personalization.notifications import NotificationRanker
-            from sunday.models.priority.scorer import PriorityScorer
-
-            cf = load_champion(CF_MODEL, CFRecommender.load)
-            ranker = load_champion(RANKER_MODEL, NotificationRanker.load)
-            priority = load_champion(PRIORITY_MODEL, PriorityScorer.load)
-        log = None
-        if tables is not None and ranker is not None:
-            from sunday.data.simulator.notifications import simulate_notifications
-
-            log = simulate_notifications(tables, seed=seed)[0]  # the same log train_jobs/notifications.py uses
-        return cls(BanditStore.for_settings(settings), DecisionLog.for_settings(settings), features, tables, cf,
-                   ranker, priority, log)
+            load = loaders()
+            cf, ranker, priority = (load_champion(n, load[n]) for n in (CF_MODEL, RANKER_MODEL, PRIORITY_MODEL))
+        service = cls(BanditStore.for_settings(settings), DecisionLog.for_settings(settings), features, tables, cf,
+                      ranker, priority, sim_seed=seed if tables is not None else None)
+        if ranker is not None:
+            service._notification_log()  # simulated at start rather than on the first request
+        return service
 
     # -- helpers --------------------------------------------------------------------------------------------------
     def _need(self, loaded: Loaded | None, name: str) -> Loaded:
@@ -118,6 +143,59 @@ class PersonalizationService:
     def info(self) -> list[dict]:
         return [{"name": n, "version": m.version, "alias": m.alias, "loaded_at": m.loaded_at} for n, m in
                 ((CF_MODEL, self.cf), (RANKER_MODEL, self.ranker), (PRIORITY_MODEL, self.priority)) if m is not None]
+
+    def _notification_log(self):
+        with self._lock:
+            if self.notification_log is None and self.tables is not None and self.sim_seed is not None:
+                from sunday.data.simulator.notifications import simulate_notifications
+
+                self.notification_log = simulate_notifications(self.tables, seed=self.sim_seed)[0]
+            return self.notification_log
+
+    def reconfigure(self, user_config: dict | None) -> list[dict]:
+        """Swap models in place: ``{"champions": {model: version | alias}}`` (a version number pins it, another
+        string follows that alias). Every new model loads first; then each is switched by one assignment (a request
+        in flight finishes on the model it started with). A model already at the asked version is not reloaded.
+        Unknown keys, models or versions are a :class:`SundayError` naming them, and nothing is switched."""
+        from collections.abc import Mapping
+
+        from sunday.errors import SundayError
+
+        cfg = dict(user_config or {})
+        unknown = sorted(set(cfg) - {"champions"})
+        if unknown:
+            raise SundayError(f"Personalization user_config: unknown key(s) {unknown}; known: champions")
+        champions = cfg.get("champions") or {}
+        if not isinstance(champions, Mapping):
+            raise SundayError(f"champions: must map a model name to a version or alias, got {champions!r}")
+        bad = sorted(set(champions) - set(ATTRS))
+        if bad:
+            raise SundayError(f"champions: unknown model(s) {bad}; known: {', '.join(ATTRS)}")
+        load = loaders()
+        new: dict[str, Loaded] = {}
+        for name, ref in champions.items():
+            ref = str(ref).strip()
+            if not ref:
+                raise SundayError(f"champions.{name}: an empty version / alias")
+            current = getattr(self, ATTRS[name])
+            if ref.isdigit():
+                if current is not None and current.version == ref:
+                    continue
+                new[name] = load_champion(name, load[name], version=ref)
+            else:
+                loaded = load_champion(name, load[name], alias=ref)
+                if loaded is None:
+                    raise SundayError(f"champions.{name}: no {ref!r} version of {name} is registered")
+                new[name] = loaded
+        with self._lock:
+            for name, loaded in new.items():
+                if name == PRIORITY_MODEL and (self.priority is None or self.priority.model.config.horizon_hours
+                                               != loaded.model.config.horizon_hours):
+                    self._priority_rows = None  # features at another horizon
+                setattr(self, ATTRS[name], loaded)
+        if RANKER_MODEL in new:
+            self._notification_log()
+        return self.info()
 
     # -- routes ---------------------------------------------------------------------------------------------------
     def personalize_dashboard(self, item: dict) -> dict:
@@ -156,11 +234,12 @@ class PersonalizationService:
                 "accepted": bool(accepted)}
 
     def _notification_history(self):
+        log = self._notification_log()
         with self._lock:
             if self._history is None:
                 from sunday.models.personalization.notifications import NotificationHistory
 
-                self._history = NotificationHistory.from_tables(self.tables, self.notification_log)
+                self._history = NotificationHistory.from_tables(self.tables, log)
             return self._history
 
     def rank_notifications(self, item: dict) -> dict:
@@ -210,17 +289,22 @@ class PersonalizationService:
             raise Unavailable("no task history is loaded in this server (start it on a simulation)")
         ids = list(dict.fromkeys(item["task_ids"]))
         X = self._priority_features(ids)
-        scores = loaded.model.score(X)
-        reasons = loaded.model.explain(X) if item.get("explain", True) else [{} for _ in ids]
-        current = _current_priority(self.tables, ids)
-        out = []
-        for i, row in enumerate(scores.to_dict("records")):
-            out.append({"task_id": row["task_id"], "priority": row["priority"],
-                        "score": float(row["priority_score"]),
-                        "probabilities": {p: float(row[f"p_{p}"]) for p in ("low", "medium", "high", "critical")},
-                        "current_priority": current.get(row["task_id"]),
-                        "reasons": reasons[i].get("contributions", []) if isinstance(reasons[i], dict) else []})
+        reasons = loaded.model.explain(X) if item.get("explain", True) else None
+        out = priority_answers(loaded.model.score(X), _current_priority(self.tables, ids), reasons)
         return {"scores": out, "model_version": loaded.version}
+
+
+def priority_answers(scores, current: dict[str, str], reasons: list | None = None) -> list[dict]:
+    """The ``scores`` items of a score-priority answer from :meth:`PriorityScorer.score`'s frame (also what the
+    pipeline's training reference is built from, so that it matches the logged answers)."""
+    out = []
+    for i, row in enumerate(scores.to_dict("records")):
+        why = reasons[i] if reasons is not None else {}
+        out.append({"task_id": row["task_id"], "priority": row["priority"], "score": float(row["priority_score"]),
+                    "probabilities": {p: float(row[f"p_{p}"]) for p in ("low", "medium", "high", "critical")},
+                    "current_priority": current.get(row["task_id"]),
+                    "reasons": why.get("contributions", []) if isinstance(why, dict) else []})
+    return out
 
 
 def _current_priority(tables, ids: list[str]) -> dict[str, str]:
