@@ -87,3 +87,10 @@ def epoch_row(epoch: int, total, steps: int, world: int, device, started: float)
         dist.all_reduce(t)
         total = t.cpu() / world
     return {"epoch": epoch, "loss": float(total) / steps, "seconds": time.perf_counter() - started}
+
+
+def per_worker_batch(global_batch: int, world: int) -> int:
+    """Each of ``world`` data-parallel workers' batch for a ``global_batch`` (ceil): the optimizer then makes as
+    many steps per epoch on Ray Train as in process, with about the same batch (a per-worker batch of the full size
+    halves the steps on 2 workers: the timeline forecaster's holdout MAE went from 10.4 to 15.9 days)."""
+    return max(1, -(-int(global_batch) // max(1, int(world))))

@@ -207,6 +207,7 @@ def test_promotion_reconfigures_the_live_serve_app(cluster, job_env, tmp_path):
                                       "http_options": {"host": "127.0.0.1", "port": http},
                                       "applications": [app]}))
     serve = [str(BIN / "serve")]
+    t0 = time.time()
     out = subprocess.run([*serve, "deploy", str(config), "--address", url], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -228,8 +229,10 @@ def test_promotion_reconfigures_the_live_serve_app(cluster, job_env, tmp_path):
         raise AssertionError(f"the Serve app did not come up:\n{status}")
     assert "DEPLOY_FAILED" not in status, status
     assert before["priority_scorer"]["version"] == "1", before
+    up_s = time.time() - t0
 
     result = tmp_path / "result.json"
+    t0 = time.time()
     logs = _submit_pipeline(url, env, code, home, result, "--models", "priority_scorer", "--reason",
                             "reconfigure test", "--max-latency-ratio", "10", "--latency-slack-ms", "100")
     data = json.loads(result.read_text())
@@ -239,6 +242,7 @@ def test_promotion_reconfigures_the_live_serve_app(cluster, job_env, tmp_path):
     assert changed == ["sunday/Personalization user_config={'champions': {'priority_scorer': '2'}}"], (
         data["reconfigure"], logs)
 
+    job_s, t0 = time.time() - t0, time.time()
     deadline = time.time() + 180
     while time.time() < deadline:
         after = _served_models(base)
@@ -246,6 +250,7 @@ def test_promotion_reconfigures_the_live_serve_app(cluster, job_env, tmp_path):
             break
         time.sleep(2)
     assert after["priority_scorer"]["version"] == "2", after
+    switch_s = time.time() - t0
     assert after["personalization_cf"] == before["personalization_cf"]  # same replica: CF was not reloaded
 
     from sunday.features.platform import simulation_path
@@ -258,3 +263,6 @@ def test_promotion_reconfigures_the_live_serve_app(cluster, job_env, tmp_path):
     ids = tasks.loc[tasks["workspace_id"] == ws, "task_id"].astype(str).head(3).tolist()
     scored = _get(f"{base}/api/v1/ml/score-priority", {"Authorization": f"Bearer {token}"}, {"task_ids": ids})
     assert scored["model_version"] == "2" and [s["task_id"] for s in scored["scores"]] == ids
+    print(f"\nserve deploy -> app answering: {up_s:.1f} s; pipeline job (submit to SUCCEEDED): {job_s:.1f} s "
+          f"(pipeline {data['seconds']:.1f} s, reconfigure step {data['steps']['reconfigure']['seconds']:.2f} s); "
+          f"job end -> replica on v2: {switch_s:.1f} s; {verdict['line']}")

@@ -190,3 +190,15 @@ def test_trained_model_scores_planted_anomalies_above_normal(trained):
     normal = scores[400:1990].max()  # past the calibration warm-up, before the anomalies
     assert scores[2000:2004].max() > max(normal, 0.6)
     assert scores[2505:2545].max() > max(normal, 0.6)
+
+
+def test_the_batch_is_global_over_ray_train_workers():
+    """Ray Train's workers split the configured batch, so a 2-worker fit makes as many optimizer steps per epoch
+    as one in process (with the full batch per worker it made half as many, and trained worse)."""
+    from sunday.models.raytrain import per_worker_batch
+
+    assert [per_worker_batch(128, w) for w in (1, 2, 3, 4)] == [128, 64, 43, 32]
+    assert per_worker_batch(1, 4) == 1 and per_worker_batch(5, 0) == 5
+    n = 1000
+    steps = [max(1, n // (per_worker_batch(128, w) * w)) for w in (1, 2)]
+    assert steps == [7, 7]

@@ -23,7 +23,7 @@ from torch import nn
 
 from sunday.errors import SundayError
 from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder, training_windows
-from sunday.models.raytrain import epoch_row, resolve_device
+from sunday.models.raytrain import epoch_row, per_worker_batch, resolve_device
 from sunday.runtime import torch_threads
 
 
@@ -31,10 +31,11 @@ def train_epochs(model: nn.Module, windows: np.ndarray, config: AeTrainConfig, r
                  device: Any = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict[str, float]]:
     """The loop every trainer runs: each epoch the same (seed, epoch) shuffle on every rank, rank r takes every
     ``world``-th batch (same number of steps on every rank, so DDP all-reduces line up). The epoch loss is the mean
-    over every rank's batches."""
+    over every rank's batches. ``batch_size`` is the global batch (each rank takes its share), so a Ray Train fit
+    makes as many optimizer steps per epoch as one in process."""
     device = device or torch.device("cpu")
     X = torch.from_numpy(np.asarray(windows, np.float32))
-    n, bs = len(X), config.batch_size
+    n, bs = len(X), per_worker_batch(config.batch_size, world)
     steps = max(1, n // (bs * world))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = []

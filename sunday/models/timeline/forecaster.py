@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sunday.errors import SundayError
+from sunday.models.raytrain import per_worker_batch
 from sunday.models.timeline.data import (
     RISK_CLASSES, SERIES_COLUMNS, STATIC_COLUMNS, WINDOW, Snapshots, split_projects,
 )
@@ -46,7 +47,7 @@ class TimelineConfig:
     lr: float = 4e-3
     weight_decay: float = 1e-4
     epochs: int = 25
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch: Ray Train's workers take batch_size / num_workers rows each
     risk_weight: float = 0.3
     target_scale: float = 30.0
     seed: int = 0
@@ -164,7 +165,7 @@ def train_epochs(model, data: Arrays, config: TimelineConfig, step: Callable, ra
     y = torch.from_numpy(data.target)
     r = torch.from_numpy(np.asarray(data.risk, np.int64))
     n = len(y)
-    bs = config.batch_size
+    bs = per_worker_batch(config.batch_size, world)
     steps = max(1, n // (bs * world))
     history = []
     for epoch in range(config.epochs):
@@ -232,7 +233,8 @@ def _ray_worker(loop_config: dict) -> None:
 
         if device.type == "cpu":
             skip_deepspeed_shm_op()
-        ds_config = {"train_micro_batch_size_per_gpu": config.batch_size, "gradient_accumulation_steps": 1,
+        ds_config = {"train_micro_batch_size_per_gpu": per_worker_batch(config.batch_size, world),
+                     "gradient_accumulation_steps": 1,
                      "zero_optimization": {"stage": config.zero_stage}, "gradient_clipping": 1.0,
                      "zero_allow_untested_optimizer": True}
         engine, _, _, _ = deepspeed.initialize(
