@@ -55,7 +55,11 @@ class ModelSpec:
     threshold: Callable[[dict[str, float]], float | None]  # (training metrics) -> gate min_metric
     threshold_doc: str
     deployment: str | None    # the Serve deployment serving it
-    ray_train: bool = False   # trains through Ray Train when the context says use_ray
+    # trains through Ray Train when the context says use_ray (a callable: given the model's training settings)
+    ray_train: bool | Callable[[dict[str, Any]], bool] = False
+
+    def trains_on_ray(self, settings: dict[str, Any]) -> bool:
+        return bool(self.ray_train(settings) if callable(self.ray_train) else self.ray_train)
 
 
 def _config(cls, values: dict[str, Any]):
@@ -216,8 +220,13 @@ def _train_assignment(settings, ctx: TrainContext) -> Trained:
 
     values = dict(ctx.settings)
     profile = values.pop("profile", ctx.profile)
+    # the job's own settings (neural: the multi-objective network through Ray Train, max_tasks, deepspeed, ...);
+    # the rest are LightGBM's
+    job = {k: values.pop(k) for k in ("neural", "max_tasks", "holdout", "deepspeed", "zero_stage", "use_gpu")
+           if k in values}
     config = TrainConfig(sim_name=ctx.sim, profile=profile, seed=ctx.seed, register=False,
-                         num_workers=ctx.num_workers, lgbm_overrides=values)
+                         trainer="ray" if ctx.use_ray else "local", num_workers=ctx.num_workers,
+                         lgbm_overrides=values, **job)
     r = train_assignment(settings, config, log=ctx.log)
     return Trained(r.model_dir, r.holdout, r.metrics, r.seconds)
 
@@ -235,7 +244,8 @@ def _assignment_spec() -> ModelSpec:
     return ModelSpec(
         "task_assignment", "mrr", True, _train_assignment, AssignmentRanker.load, _score_assignment,
         _probe("predict_frame", "pairs"), AssignmentPyfunc,
-        lambda hold: None, lambda m: m.get("baseline_least_loaded_mrr"), "the least-loaded rule's MRR", "Assignment")
+        lambda hold: None, lambda m: m.get("baseline_least_loaded_mrr"), "the least-loaded rule's MRR", "Assignment",
+        ray_train=lambda settings: bool(settings.get("neural")))  # the network (neural=true) trains on Ray Train
 
 
 # -- project_timeline (Ray Train) ----------------------------------------------------------------------------------

@@ -298,7 +298,7 @@ def _train(settings, config: PipelineConfig, spec, run: _Run, log) -> dict[str, 
                        settings=config.train_settings(spec.name), use_ray=config.use_ray,
                        num_workers=config.num_workers, log=log)
     job_id = None
-    if spec.ray_train and config.use_ray:
+    if config.use_ray and spec.trains_on_ray(ctx.settings):
         from sunday.runtime import ensure_ray
 
         ray = ensure_ray(settings)

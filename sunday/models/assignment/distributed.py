@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from sunday.models.raytrain import (controller_poll_interval, default_storage_path, full_state_dict,
-                                     skip_deepspeed_shm_op)
+                                     per_worker_batch, skip_deepspeed_shm_op)
 from sunday.models.assignment.neural import (
     NeuralRankerConfig,
     PairArrays,
@@ -62,7 +62,8 @@ _CHECKPOINT_HISTORY = "history.json"
 
 
 def deepspeed_config(config: NeuralRankerConfig) -> dict[str, Any]:
-    """The DeepSpeed config for ``config``: ZeRO ``zero_stage``, fp32, micro batch = ``batch_tasks`` tasks.
+    """The DeepSpeed config for ``config``: ZeRO ``zero_stage``, fp32, micro batch = each worker's share of
+    ``batch_tasks`` tasks.
 
     ``config.deepspeed_config`` is merged over it (nested dicts merge key by key), e.g.
     ``{"bf16": {"enabled": True}}`` on GPUs or ``{"zero_optimization": {"reduce_bucket_size": 1e6}}``.
@@ -70,7 +71,7 @@ def deepspeed_config(config: NeuralRankerConfig) -> dict[str, Any]:
     "samples" in tasks here; only the micro batch / accumulation bookkeeping uses it.
     """
     ds: dict[str, Any] = {
-        "train_micro_batch_size_per_gpu": config.batch_tasks,
+        "train_micro_batch_size_per_gpu": per_worker_batch(config.batch_tasks, max(1, config.num_workers)),
         "gradient_accumulation_steps": 1,
         "zero_optimization": {"stage": config.zero_stage},
         "zero_allow_untested_optimizer": True,  # the torch AdamW shared with the DDP path

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from sunday.models.assignment.pairs import BLOCKS, FEATURES, group_sizes
+from sunday.models.raytrain import per_worker_batch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -56,8 +57,8 @@ class NeuralRankerConfig:
     """Everything that defines a neural ranker run (saved with the model as JSON).
 
     ``block_hidden`` are the layer widths of each block encoder (the last one is the block's code size),
-    ``trunk_hidden`` those of the shared trunk. ``batch_tasks`` counts tasks (groups) per optimiser step and per
-    worker. ``num_workers``, ``use_gpu``, ``deepspeed``, ``zero_stage`` and ``deepspeed_config`` only matter for
+    ``trunk_hidden`` those of the shared trunk. ``batch_tasks`` counts tasks (groups) per optimiser step, over all
+    workers (each of Ray Train's workers takes its share). ``num_workers``, ``use_gpu``, ``deepspeed``, ``zero_stage`` and ``deepspeed_config`` only matter for
     ``trainer="ray"``; ``deepspeed_config`` is merged over the config built from ``zero_stage`` (nested dicts merge).
     """
 
@@ -363,12 +364,14 @@ def epoch_batches(n_groups: int, batch_tasks: int, epoch: int, seed: int, rank: 
 
     All workers shuffle with the same (seed, epoch) and take every ``world``-th task, then split their share into
     the same number of steps, so DDP / DeepSpeed collectives line up (no worker waits on a missing step).
+    ``batch_tasks`` is the global batch: each worker's steps hold about ``batch_tasks / world`` tasks, so an epoch
+    makes as many optimizer steps on any number of workers.
     """
     if n_groups < world:
         raise ValueError(f"{n_groups} task group(s) cannot be sharded over {world} workers; use fewer workers")
     order = np.random.default_rng([seed, epoch]).permutation(n_groups)
     mine = order[rank::world]
-    steps = math.ceil(math.ceil(n_groups / world) / batch_tasks)
+    steps = math.ceil(math.ceil(n_groups / world) / per_worker_batch(batch_tasks, world))
     return [chunk for chunk in np.array_split(mine, steps)]
 
 
