@@ -336,6 +336,18 @@ SCHEMAS = {
         "resources": _obj({"requests": _obj({"storage": QUANTITY}, ["storage"])}, ["requests"]),
     }, ["accessModes", "resources"])),
     "ConfigMap": _manifest("v1", "ConfigMap", None, {"data": _map(STR)}),
+    "CronJob": _manifest("batch/v1", "CronJob", _obj({
+        "schedule": {"type": "string", "pattern": r"^(@(hourly|daily|weekly|monthly|yearly|annually|midnight)|"
+                                                  r"\S+( \S+){4})$"},
+        "timeZone": STR, "suspend": BOOL, "startingDeadlineSeconds": NONNEG,
+        "concurrencyPolicy": {"enum": ["Allow", "Forbid", "Replace"]},
+        "successfulJobsHistoryLimit": NONNEG, "failedJobsHistoryLimit": NONNEG,
+        "jobTemplate": _obj({"metadata": OPEN, "spec": _obj({
+            "template": POD_TEMPLATE, "backoffLimit": NONNEG, "activeDeadlineSeconds": {"type": "integer",
+                                                                                         "minimum": 1},
+            "ttlSecondsAfterFinished": NONNEG, "parallelism": NONNEG, "completions": NONNEG,
+        }, ["template"])}, ["spec"]),
+    }, ["schedule", "jobTemplate"])),
 }
 
 
@@ -688,6 +700,84 @@ def working_dir_bytes(root: Path, excludes: list[str]) -> int:
     return total
 
 
+def head_services(shared: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """``{namespace/service: owner}`` of the services KubeRay makes: ``<name>-head-svc`` per RayCluster and per
+    RayService (its stable head service), ``<name>-serve-svc`` per RayService; two owners of one name collide."""
+    out: dict[str, str] = {}
+    for kind, suffixes in (("RayCluster", ("head-svc",)), ("RayService", ("head-svc", "serve-svc"))):
+        for name, doc in shared.get(kind, {}).items():
+            for suffix in suffixes:
+                key = f"{doc['metadata']['namespace']}/{name}-{suffix}"
+                if key in out:
+                    raise ClusterConfigError(f"{kind} {name}", "metadata.name", f"KubeRay would create service "
+                                                                                 f"{key}, which {out[key]} owns")
+                out[key] = f"{kind} {name}"
+    return out
+
+
+def _service_url(url: str, where: str, field: str, services: dict[str, str], kind: str) -> str:
+    """The owner of ``http://<svc>.<ns>.svc.cluster.local:8265`` among ``services``, which must be a ``kind``."""
+    m = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?:8265/?", url or "")
+    if not m:
+        raise ClusterConfigError(where, field, f"{url!r}: expected http://<service>.<namespace>.svc.cluster.local:8265")
+    owner = services.get(f"{m[2]}/{m[1]}")
+    if owner is None or not owner.startswith(kind + " "):
+        raise ClusterConfigError(where, field, f"{url!r}: no {kind} in cluster/kuberay makes service {m[2]}/{m[1]}"
+                                               f" ({owner or 'nothing'} does)")
+    return owner
+
+
+def check_cronjob(doc: dict, where: str, services: dict[str, str], root: Path = REPO_ROOT, *, ray_version: str,
+                  version: str) -> dict:
+    """A CronJob that submits a job: its container runs ``ray job submit --address <a RayCluster's head service>
+    --runtime-env-json <RuntimeEnv> -- python train_jobs/<job>.py``; a ``SUNDAY_SERVE_DASHBOARD`` names a
+    RayService's head service; the pod is sized like the Ray pods (the image, requests = limits for memory)."""
+    import json
+
+    at = "spec.jobTemplate.spec.template.spec"
+    pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        raise ClusterConfigError(where, f"{at}.restartPolicy", "Never or OnFailure (a Job's pod)")
+    c = pod["containers"][0]
+    fake = {**pod, "volumes": [{"name": "s", "persistentVolumeClaim": {"claimName": "-"}}],
+            "containers": [{**c, "volumeMounts": [{"name": "s", "mountPath": STATE_PATH}]}]}
+    _check_pod(fake, where, at, is_head=False, ray_version=ray_version, version=version)  # image and resources
+    words = list(c.get("command") or []) + list(c.get("args") or [])
+    cat = f"{at}.containers[{c['name']}].command"
+    if words[:3] != ["ray", "job", "submit"] or "--" not in words:
+        raise ClusterConfigError(where, cat, "expected `ray job submit --address ... -- python train_jobs/<job>.py`")
+    cut = words.index("--")
+    opts, entry = words[3:cut], words[cut + 1:]
+    value = {o: opts[i + 1] for i, o in enumerate(opts[:-1]) if o.startswith("--")}
+    _service_url(value.get("--address", ""), where, f"{cat} --address", services, "RayCluster")
+    try:
+        env = json.loads(value.get("--runtime-env-json", "{}"))
+    except ValueError as e:
+        raise ClusterConfigError(where, f"{cat} --runtime-env-json", f"not JSON: {e}") from None
+    if env.get("working_dir") != CODE_PATH:
+        raise ClusterConfigError(where, f"{cat} --runtime-env-json", f"working_dir {CODE_PATH} expected (the "
+                                                                      "repository in the image)")
+    validate_runtime_env({**env, "working_dir": str(root)}, f"{where} ({cat} --runtime-env-json)")
+    dash = (env.get("env_vars") or {}).get("SUNDAY_SERVE_DASHBOARD")
+    if dash is not None:
+        _service_url(dash, where, f"{cat} SUNDAY_SERVE_DASHBOARD", services, "RayService")
+    if len(entry) < 2 or entry[0] != "python" or not re.fullmatch(r"train_jobs/\w+\.py", entry[1]):
+        raise ClusterConfigError(where, cat, f"after --: expected `python train_jobs/<job>.py`, got {entry[:2]}")
+    if not (root / entry[1]).is_file():
+        raise ClusterConfigError(where, cat, f"{entry[1]} does not exist")
+    if entry[1] == "train_jobs/monitor.py":  # its flags parse (a typo fails here, not at 3 am)
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_monitor_job", root / entry[1])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        try:
+            module.parse(entry[2:])
+        except SystemExit:
+            raise ClusterConfigError(where, cat, f"train_jobs/monitor.py rejects {entry[2:]}") from None
+    return env
+
+
 # ------------------------------------------------------------------------------------------------------------ image
 def check_image(root: Path = REPO_ROOT) -> dict[str, str]:
     """cluster/image/Dockerfile builds on the pinned Ray and Python and installs the Makefile's pins."""
@@ -741,6 +831,13 @@ def check_all(root: Path = REPO_ROOT) -> list[str]:
                                              " (python -m sunday.cluster_configs sync-serve): " + "; ".join(drift))
         kinds = ", ".join(d["kind"] for d in load_documents(path))
         done.append(f"{where}: {kinds}: schema and project rules")
+    services = head_services(shared)
+    for name, doc in shared.get("CronJob", {}).items():
+        check_cronjob(doc, f"CronJob {name}", services, root, ray_version=ray_version, version=version)
+        maps = {e["configMapRef"]["name"] for c in doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+                for e in c.get("envFrom", []) if "configMapRef" in e}
+        if maps - set(shared.get("ConfigMap", {})):
+            raise ClusterConfigError(f"CronJob {name}", "envFrom", f"{sorted(maps)} are not defined in cluster/kuberay")
     for kind in ("RayCluster", "RayJob", "RayService"):
         for name, doc in shared.get(kind, {}).items():
             maps, claims = pod_refs(cluster_spec_of(doc))

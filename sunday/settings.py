@@ -12,6 +12,8 @@ mlflow_uri        SQLite under the state folder               ``MLFLOW_TRACKING_
 qdrant_url        embedded Qdrant under the state folder      ``SUNDAY_QDRANT_URL``
 redis_url         SQLite online store under the state folder  ``SUNDAY_REDIS_URL``
 llm_base_url      embedded SmolLM2                            ``SUNDAY_LLM_BASE_URL``
+serve_dashboard   the connected Ray's dashboard               ``SUNDAY_SERVE_DASHBOARD`` (the Serve app's
+                                                              cluster, for the pipeline's reconfigure)
 ================  =========================================  ==========================================
 """
 
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="smollm2-135m-instruct")
     llm_api_key: str | None = Field(default=None, repr=False)
     seed: int = Field(default=0, description="default random seed")
+    serve_dashboard: str | None = Field(
+        default=None, description="dashboard of the cluster running the Serve app (the pipeline reconfigures it); "
+                                  "unset = the connected Ray's")
 
     @field_validator("home", "data_dir", mode="after")
     @classmethod

@@ -22,12 +22,13 @@ SINGLE_MODEL = {"Assignment", "Timeline"}  # user_config {"version": v}
 
 
 def dashboard_address(settings=None) -> str | None:
-    """``SUNDAY_SERVE_DASHBOARD`` / ``RAY_DASHBOARD_ADDRESS``, else the dashboard of the Ray this process is connected
-    to -- joining the cluster at ``RAY_ADDRESS`` first when a job has not started Ray yet (a pipeline of models
-    that do not train on Ray) -- else None (a local Ray without a dashboard, or none)."""
-    for key in ("SUNDAY_SERVE_DASHBOARD", "RAY_DASHBOARD_ADDRESS"):
-        if os.environ.get(key):
-            return os.environ[key]
+    """The setting ``serve_dashboard`` (``SUNDAY_SERVE_DASHBOARD``: the Serve app runs on another cluster, e.g. a
+    KubeRay RayService) or ``RAY_DASHBOARD_ADDRESS``, else the dashboard of the Ray this process is connected to --
+    joining the cluster at ``RAY_ADDRESS`` first when a job has not started Ray yet (a pipeline of models that do not
+    train on Ray) -- else None (a local Ray without a dashboard, or none)."""
+    configured = getattr(settings, "serve_dashboard", None) or os.environ.get("RAY_DASHBOARD_ADDRESS")
+    if configured:
+        return configured
     try:
         import ray
 

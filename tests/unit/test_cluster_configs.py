@@ -405,3 +405,73 @@ def test_check_all_fails_when_serve_config_drifts(tmp_path):
         cc.check_all(tmp_path)
     assert cc.sync_rayservice(tmp_path / "cluster/kuberay/rayservice.yaml", serve_config)
     assert cc.check_all(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ the monitor's CronJob
+def _services() -> dict:
+    shared: dict = {}
+    for path in KUBERAY.glob("*.yaml"):
+        for d in cc.load_documents(path):
+            shared.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    return cc.head_services(shared)
+
+
+def _command(doc: dict) -> list:
+    return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_monitor_cronjob_submits_the_monitor_to_the_jobs_cluster(pins):
+    doc = _doc("monitor-cronjob.yaml")
+    services = _services()
+    assert services["sunday/sunday-jobs-head-svc"] == "RayCluster sunday-jobs"
+    assert services["sunday/sunday-head-svc"] == "RayService sunday"  # the Serve app's head: the reconfigure target
+    env = cc.check_cronjob(doc, "monitor-cronjob.yaml", services, **pins)
+    assert env["env_vars"]["SUNDAY_SERVE_DASHBOARD"].startswith("http://sunday-head-svc.")
+    cmd = _command(doc)
+    assert cmd[cmd.index("--") + 1:cmd.index("--") + 3] == ["python", "train_jobs/monitor.py"]
+    assert doc["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def _swap(old: str, new: str):
+    def mutate(doc):
+        cmd = _command(doc)
+        cmd[:] = [w.replace(old, new) for w in cmd]
+    return mutate
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (_swap("sunday-jobs-head-svc", "sunday-head-svc"), "--address"),          # the RayService, not a RayCluster
+    (_swap("http://sunday-jobs-head-svc.sunday.svc.cluster.local:8265", "sunday-jobs:8265"), "--address"),
+    (_swap('"SUNDAY_SERVE_DASHBOARD": "http://sunday-head-svc', '"SUNDAY_SERVE_DASHBOARD": "http://sunday-jobs-head-svc'),
+     "SUNDAY_SERVE_DASHBOARD"),
+    (_swap("/home/ray/sunday", "."), "--runtime-env-json"),
+    (_swap("--cooldown-hours", "--cool-down-hours"), "monitor.py rejects"),
+    (_swap("train_jobs/monitor.py", "train_jobs/monitoring.py"), "does not exist"),
+    (lambda d: _command(d).remove("--"), "command"),
+    (lambda d: _set(d, "spec.jobTemplate.spec.template.spec.restartPolicy", "Always"), "restartPolicy"),
+    (lambda d: _set(d, "spec.jobTemplate.spec.template.spec.containers.0.image", "sunday-ml:latest"), "image"),
+])
+def test_monitor_cronjob_rejects(mutate, field, pins):
+    doc = _doc("monitor-cronjob.yaml")
+    mutate(doc)
+    with pytest.raises(ClusterConfigError, match=re.escape(field)):
+        cc.check_cronjob(doc, "monitor-cronjob.yaml", _services(), **pins)
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda s: s.update(schedule="every 30 minutes"), "spec.schedule"),
+    (lambda s: s.update(concurrencyPolicy="Never"), "spec.concurrencyPolicy"),
+    (lambda s: s.update(scheduel="*/5 * * * *"), "spec"),
+])
+def test_monitor_cronjob_schema_rejects(mutate, field):
+    doc = _doc("monitor-cronjob.yaml")
+    mutate(doc["spec"])
+    with pytest.raises(ClusterConfigError, match=re.escape(field)):
+        cc.check_schema(doc, "monitor-cronjob.yaml")
+
+
+def test_kuberay_service_names_do_not_collide():
+    shared = {"RayCluster": {"sunday": _doc("raycluster.yaml")}, "RayService": {"sunday": _doc("rayservice.yaml")}}
+    shared["RayCluster"]["sunday"]["metadata"]["name"] = "sunday"
+    with pytest.raises(ClusterConfigError, match="sunday/sunday-head-svc"):
+        cc.head_services(shared)
