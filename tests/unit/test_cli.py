@@ -84,3 +84,15 @@ def test_info_without_ray(capsys):
     code, out, _ = _run(capsys, "info", "--no-ray")
     assert code == 0
     assert "MLFLOW_TRACKING_URI" in out and "ray" in out
+
+
+def test_pipeline_run_has_the_jobs_flags_and_exit_codes(capsys):
+    """``sunday pipeline run`` and ``python train_jobs/pipeline.py`` share one parser (sunday.pipeline.cli)."""
+    code, out, err = _run(capsys, "pipeline", "run", "--help")
+    assert code == 0 and "usage: sunday pipeline run" in out and "--latency-slack-ms" in out and "--num-workers" in out
+    code, _, err = _run(capsys, "pipeline", "run", "--profile", "huge")
+    assert code == 2 and "profile must be one of quick, full" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "pipeline", "run", "--models", "nosuch")
+    assert code == 2 and "unknown ['nosuch']" in err
+    code, _, err = _run(capsys, "pipeline", "run", "--bogus")
+    assert code == 2 and "unrecognized arguments: --bogus" in err
