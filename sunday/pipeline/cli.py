@@ -1,16 +1,6 @@
-"""The pipeline's command line, one parser for ``python train_jobs/pipeline.py`` (also through ``ray job submit``) and
-``sunday pipeline run``: the same flags, the same exit status.
-
-    python train_jobs/pipeline.py [--profile quick|full] [--models priority_scorer,personalization_cf] \\
-        [--reason "drift: ..."] [--resume RUN_ID] [--stop-after train] [--json result.json]
-    ray job submit --working-dir . --runtime-env-json '{"env_vars": {"SUNDAY_HOME": "'$PWD'/.sunday"}}' \\
-        -- python train_jobs/pipeline.py --profile quick
-
-State and resume: ``$SUNDAY_HOME/pipeline/<run_id>/`` (a job submitted with ``--working-dir`` runs in a copy of the
-code: pass the state folder's absolute path as above). MLflow: experiment ``pipeline`` (a parent run, a nested run
-per step). Exit status 0 when every model got a verdict (promoted or refused), 1 when a model's step failed, 2 on
-a usage or data-validation error. See :mod:`sunday.pipeline`.
-"""
+"""The pipeline's command line: one parser for ``python train_jobs/pipeline.py`` (also through ``ray job submit``) and
+``sunday pipeline run`` -- the same flags, the same exit status (0: every model got a verdict, 1: a model's step
+failed, 2: a usage or data-validation error). Usage, state and resume: ``train_jobs/pipeline.py``'s docstring."""
 
 from __future__ import annotations
 
