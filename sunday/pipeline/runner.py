@@ -5,6 +5,10 @@ State: ``$SUNDAY_HOME/pipeline/<run_id>/`` holds ``run.json`` (the config and th
 ``reconfigure.json``), each trained model's folder (``<model>/model``) and holdout (``<model>/holdout.pkl``), and
 ``result.json``. A step whose state file says ``done`` is skipped on ``resume`` (the model is not retrained).
 
+Where models train: the Ray Train models on Ray Train workers (``use_ray``); on a cluster (``RAY_ADDRESS`` set,
+e.g. a ``ray job submit`` job) every other model trains in a Ray task of its own (1 CPU, any node), all of them at
+once, and its model folder comes back through the object store; locally, in this process.
+
 MLflow: experiment ``pipeline``, one parent run per pipeline run (tags: reason, profile, models) and one nested
 run per step (its metrics, its JSON); the ``register`` step's run holds the logged model; the gate's verdict is
 also on the registered version's tags (``gate``, ``gate_failed``).
@@ -291,32 +295,87 @@ def _train_nodes(since_job: str | None) -> list[str]:
         return []
 
 
-def _train(settings, config: PipelineConfig, spec, run: _Run, log) -> dict[str, Any]:
+def _context(config: PipelineConfig, spec, log) -> Any:
     from sunday.pipeline.models import TrainContext
 
-    ctx = TrainContext(sim=config.sim_name, profile=config.profile, seed=config.seed,
-                       settings=config.train_settings(spec.name), use_ray=config.use_ray,
-                       num_workers=config.num_workers, log=log)
+    return TrainContext(sim=config.sim_name, profile=config.profile, seed=config.seed,
+                        settings=config.train_settings(spec.name), use_ray=config.use_ray,
+                        num_workers=config.num_workers, log=log)
+
+
+def _in_task(settings, config: PipelineConfig, spec) -> bool:
+    """Whether ``spec`` trains in a Ray task: on a cluster, a model that does not train on Ray Train itself."""
+    return bool(config.use_ray and settings.ray_address
+                and not spec.trains_on_ray(config.train_settings(spec.name)))
+
+
+def train_task(settings, name: str, ctx: Any) -> dict[str, Any]:
+    """One model's training in a Ray task: its folder (a tar.gz, back through the object store), holdout, metrics
+    and the node it ran on."""
+    import io
+    import tarfile
+
+    import ray
+
+    from sunday.pipeline.models import get_spec
+
+    t0 = time.perf_counter()
+    trained = get_spec(name).train(settings, ctx)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(trained.model_dir, arcname="model")
+    return {"model_tar": buf.getvalue(), "holdout": trained.holdout, "metrics": trained.metrics,
+            "seconds": trained.seconds, "info": trained.info, "node": ray.get_runtime_context().get_node_id(),
+            "total": time.perf_counter() - t0}
+
+
+def _submit_tasks(settings, config: PipelineConfig, specs: dict, run: _Run) -> dict[str, Any]:
+    """Start the training task of every model that trains in one (see :func:`_in_task`) and has not trained yet."""
+    names = [n for n, spec in specs.items() if _in_task(settings, config, spec) and run.done(f"{n}/train") is None]
+    if not names:
+        return {}
+    from sunday.runtime import ensure_ray
+
+    ray = ensure_ray(settings)
+    task = ray.remote(num_cpus=1, max_retries=0)(train_task)
+    return {n: task.remote(settings, n, _context(config, specs[n], print)) for n in names}
+
+
+def _train(settings, config: PipelineConfig, spec, run: _Run, log, task: Any = None) -> dict[str, Any]:
+    ctx = _context(config, spec, log)
     job_id = None
     if config.use_ray and spec.trains_on_ray(ctx.settings):
         from sunday.runtime import ensure_ray
 
         ray = ensure_ray(settings)
         job_id = ray.get_runtime_context().get_job_id()
-    t0 = time.perf_counter()
-    trained = spec.train(settings, ctx)
-    seconds = time.perf_counter() - t0
     folder = run.dir / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "model").exists():
         shutil.rmtree(folder / "model")
-    shutil.copytree(trained.model_dir, folder / "model")
+    t0 = time.perf_counter()
+    if task is not None:  # trained in a Ray task (started with the others): unpack what it sent back
+        import io
+        import tarfile
+
+        import ray
+
+        out = ray.get(task)
+        with tarfile.open(fileobj=io.BytesIO(out["model_tar"]), mode="r:gz") as tar:
+            tar.extractall(folder, filter="data")
+        holdout, metrics, info = out["holdout"], out["metrics"], {**out["info"], "ray_task_node": out["node"]}
+        seconds = {**out["seconds"], "total": out["total"], "waited": time.perf_counter() - t0}
+        nodes = [out["node"]]
+    else:
+        trained = spec.train(settings, ctx)
+        shutil.copytree(trained.model_dir, folder / "model")
+        holdout, metrics, info = trained.holdout, trained.metrics, trained.info
+        seconds = {**trained.seconds, "total": time.perf_counter() - t0}
+        nodes = _train_nodes(job_id) if job_id else []
     with open(folder / "holdout.pkl", "wb") as fh:
-        pickle.dump(trained.holdout, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    nodes = _train_nodes(job_id) if job_id else []
-    return {"metrics": trained.metrics, "seconds": {**trained.seconds, "total": seconds},
-            "model_dir": str(folder / "model"), "settings": ctx.settings, "info": trained.info,
-            "train_nodes": nodes}
+        pickle.dump(holdout, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"metrics": metrics, "seconds": seconds, "model_dir": str(folder / "model"), "settings": ctx.settings,
+            "info": info, "train_nodes": nodes}
 
 
 def _load_holdout(run: _Run, name: str) -> Any:
@@ -492,13 +551,14 @@ def run_pipeline(settings, config: PipelineConfig | None = None, log: Callable[.
             if config.stop_after == "validate":
                 stopped = "validate"
         if stopped is None:
+            tasks = _submit_tasks(settings, config, specs, run)
             for step in MODEL_STEPS:
                 for name, spec in specs.items():
                     if name in errors:
                         continue
                     r = results[name]
                     fns = {
-                        "train": lambda: _train(settings, config, spec, run, log),
+                        "train": lambda: _train(settings, config, spec, run, log, tasks.get(name)),
                         "evaluate": lambda: _evaluate(config, spec, run),
                         "register": lambda: _register(config, spec, run, r["evaluate"]),
                         "gate": lambda: _gate(config, spec, r["train"], r["evaluate"], r["register"]),

@@ -159,7 +159,12 @@ def test_pipeline_job_spreads_ray_train_over_two_nodes(cluster, job_env, tmp_pat
                             "multinode test")
     data = json.loads(result.read_text())
     assert data["ok"] and data["cluster_nodes"] == 2, logs
-    assert len(set(data["train_nodes"])) == 2, (data["train_nodes"], logs)  # Ray Train workers on both nodes
+    assert len(set(data["train_nodes"])) == 2, (data["train_nodes"], logs)
+    run_dir = Path(data["run_dir"])
+    cf = json.loads((run_dir / "personalization_cf" / "train.json").read_text())["result"]
+    assert len(set(cf["train_nodes"])) == 2, cf["train_nodes"]  # Ray Train's 2 workers on both nodes
+    prio = json.loads((run_dir / "priority_scorer" / "train.json").read_text())["result"]
+    assert prio["info"]["ray_task_node"] in data["train_nodes"], prio  # a tree model: its own Ray task
     assert {v["status"] for v in data["verdicts"].values()} == {"promoted"}, data["verdicts"]
     assert data["reconfigure"]["summary"].startswith("no Serve app"), data["reconfigure"]
     steps = data["steps"]
