@@ -326,17 +326,20 @@ def test_rayjob_entrypoint_rejects(mutate, field):
         cc.rayjob_entrypoint_script(doc, "rayjob-pipeline.yaml")
 
 
-@pytest.mark.parametrize("mutate,field", [
-    (lambda s: s.update(shutdownAfterJobFinishes="yes"), "spec.shutdownAfterJobFinishes"),
-    (lambda s: s.update(submissionMode="K8sMode"), "spec.submissionMode"),
-    (lambda s: s.pop("entrypoint"), "spec"),
-    (lambda s: s.update(ttlSecondAfterFinished=60), "spec"),
+@pytest.mark.parametrize("name,mutate,field", [
+    ("rayjob-pipeline.yaml", lambda s: s.update(shutdownAfterJobFinishes="yes"), "spec.shutdownAfterJobFinishes"),
+    ("rayjob-pipeline.yaml", lambda s: s.update(submissionMode="K8sMode"), "spec.submissionMode"),
+    ("rayjob-pipeline.yaml", lambda s: s.pop("entrypoint"), "spec"),
+    ("rayjob-pipeline.yaml", lambda s: s.update(ttlSecondAfterFinished=60), "spec"),
+    ("monitor-cronjob.yaml", lambda s: s.update(schedule="every 30 minutes"), "spec.schedule"),
+    ("monitor-cronjob.yaml", lambda s: s.update(concurrencyPolicy="Never"), "spec.concurrencyPolicy"),
+    ("monitor-cronjob.yaml", lambda s: s.update(scheduel="*/5 * * * *"), "spec"),
 ])
-def test_rayjob_schema_rejects(mutate, field):
-    doc = _doc("rayjob-pipeline.yaml")
+def test_job_schemas_reject(name, mutate, field):
+    doc = _doc(name)
     mutate(doc["spec"])
     with pytest.raises(ClusterConfigError, match=re.escape(field)):
-        cc.check_schema(doc, "rayjob-pipeline.yaml")
+        cc.check_schema(doc, name)
 
 
 # ------------------------------------------------------------------------------------------------ runtime envs
@@ -456,18 +459,6 @@ def test_monitor_cronjob_rejects(mutate, field, pins):
     mutate(doc)
     with pytest.raises(ClusterConfigError, match=re.escape(field)):
         cc.check_cronjob(doc, "monitor-cronjob.yaml", _services(), **pins)
-
-
-@pytest.mark.parametrize("mutate,field", [
-    (lambda s: s.update(schedule="every 30 minutes"), "spec.schedule"),
-    (lambda s: s.update(concurrencyPolicy="Never"), "spec.concurrencyPolicy"),
-    (lambda s: s.update(scheduel="*/5 * * * *"), "spec"),
-])
-def test_monitor_cronjob_schema_rejects(mutate, field):
-    doc = _doc("monitor-cronjob.yaml")
-    mutate(doc["spec"])
-    with pytest.raises(ClusterConfigError, match=re.escape(field)):
-        cc.check_schema(doc, "monitor-cronjob.yaml")
 
 
 def test_kuberay_service_names_do_not_collide():
