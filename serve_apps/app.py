@@ -307,6 +307,19 @@ class Events:
         return out
 
 
+async def _call_service(service, method: str, item: dict) -> dict:
+    """``service.<method>(item)`` off the event loop; its input errors come back as ``{"error", "status"}``."""
+    from sunday.errors import SundayError
+    from sunday.serving.errors import ServingError
+
+    try:
+        return await asyncio.to_thread(getattr(service, method), item)
+    except ServingError as exc:
+        return {"error": str(exc), "status": exc.status_code}
+    except SundayError as exc:
+        return {"error": str(exc), "status": 422}
+
+
 def _jsonable(d: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()
             if isinstance(v, (str, int, float, bool, type(None))) or hasattr(v, "isoformat")}
@@ -326,15 +339,7 @@ class Nlp:
         self.service.encode(["warm up"])
 
     async def call(self, method: str, item: dict) -> dict:
-        from sunday.errors import SundayError
-        from sunday.serving.errors import ServingError
-
-        try:
-            return await asyncio.to_thread(getattr(self.service, method), item)
-        except ServingError as exc:
-            return {"error": str(exc), "status": exc.status_code}
-        except SundayError as exc:
-            return {"error": str(exc), "status": 422}
+        return await _call_service(self.service, method, item)
 
     async def on_events(self, pairs: list) -> int:
         return sum([await asyncio.to_thread(self.service.on_event, ev, row) for ev, row in pairs])
@@ -366,15 +371,7 @@ class Personalization:
         await asyncio.to_thread(self.service.reconfigure, user_config)
 
     async def call(self, method: str, item: dict) -> dict:
-        from sunday.errors import SundayError
-        from sunday.serving.errors import ServingError
-
-        try:
-            return await asyncio.to_thread(getattr(self.service, method), item)
-        except ServingError as exc:
-            return {"error": str(exc), "status": exc.status_code}
-        except SundayError as exc:
-            return {"error": str(exc), "status": 422}
+        return await _call_service(self.service, method, item)
 
     def info(self) -> list[dict]:
         return self.service.info()

@@ -25,35 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `ray job submit 
 
 from sunday.models.workload.job import train_and_register  # noqa: E402
 
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sim", default="demo", help="simulation name under the state folder (default: demo)")
-    p.add_argument("--events", type=int, default=200_000, help="events to simulate when --sim does not exist")
-    p.add_argument("--train-fraction", type=float, default=0.7, help="share of the weekly cuts trained on")
-    p.add_argument("--params", type=Path, help="WorkloadConfig settings JSON (e.g. a sweep's best)")
-    p.add_argument("--no-register", action="store_true", help="do not log to MLflow nor register")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, help="also write the result here")
-    return p.parse_args(argv)
+    from sunday.jobs import sim_job_parser
+
+    return sim_job_parser(__doc__.split("\n\n")[0], "WorkloadConfig settings JSON (e.g. a sweep's best)",
+                          "share of the weekly cuts trained on").parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sunday.errors import SundayError
-    from sunday.jobs import ensure_simulation, read_params, write_result
+    from sunday.jobs import sim_job_config, write_result
     from sunday.models.explain import format_explanation
     from sunday.models.workload.predictor import WorkloadConfig
-    from sunday.settings import get_settings
 
     try:
-        if not 0 < args.train_fraction < 1:
-            raise SundayError(f"--train-fraction must be between 0 and 1, got {args.train_fraction}")
-        settings = get_settings().ensure_dirs()
-        params = read_params(args.params)
-        if "seed" in params:
-            raise SundayError("workload setting 'seed' is set by the job's --seed flag, not --params")
-        config = WorkloadConfig.from_dict({**params, "seed": args.seed})
-        ensure_simulation(settings, args.sim, args.events, args.seed)
+        settings, config = sim_job_config(args, WorkloadConfig, "workload")
         result = train_and_register(settings, args.sim, config, args.train_fraction, not args.no_register)
     except SundayError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     from sunday import tracking
     from sunday.errors import SundayError
     from sunday.models.assignment.train import TrainConfig, load_data
-    from sunday.models.assignment.tuning import METRIC, SweepConfig, save_best, sweep
+    from sunday.models.assignment.tuning import METRIC, SweepConfig, sweep
+    from sunday.sweeps import save_best
     from sunday.runtime import ensure_ray
     from sunday.settings import get_settings
 

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from sunday.errors import SundayError
     from sunday.features.platform import simulation_path
     from sunday.jobs import ensure_simulation
-    from sunday.models.priority.tuning import METRIC, PrioritySweepConfig, save_best, sweep
+    from sunday.models.priority.tuning import METRIC, PrioritySweepConfig, sweep
+    from sunday.sweeps import save_best
     from sunday.runtime import ensure_ray
     from sunday.settings import get_settings
 

@@ -13,7 +13,8 @@ def test_priority_sweep(ray_session, tmp_path):
 
     from sunday.data.simulator import SimConfig, simulate_tables
     from sunday.models.priority.scorer import PriorityConfig
-    from sunday.models.priority.tuning import METRIC, PrioritySweepConfig, save_best, sweep, sweep_data
+    from sunday.models.priority.tuning import METRIC, PrioritySweepConfig, sweep, sweep_data
+    from sunday.sweeps import save_best
 
     tables = simulate_tables(SimConfig(n_events=30_000, seed=3))
     cfg = PrioritySweepConfig(num_samples=3, max_rounds=50, report_every=25, grace_reports=1, max_concurrent=1)

@@ -14,7 +14,8 @@ def test_tiny_sweep_reports_every_epoch_and_saves_usable_params(ray_session, tmp
     from sunday.data.simulator import SimConfig, simulate_tables
     from sunday.models.timeline.data import build_snapshots, split_projects
     from sunday.models.timeline.train import TimelineTrainConfig
-    from sunday.models.timeline.tuning import METRIC, SweepConfig, save_best, sweep
+    from sunday.models.timeline.tuning import METRIC, SweepConfig, sweep
+    from sunday.sweeps import save_best
 
     snap = build_snapshots(simulate_tables(SimConfig(n_events=25_000, seed=3)), cut_every=7)
     tr, _holdout = split_projects(snap, 0.3, seed=0)

@@ -86,9 +86,9 @@ class AeTrainConfig:
                   "epochs": self.epochs >= 1, "lr": self.lr > 0, "batch_size": self.batch_size >= 1,
                   "max_windows": self.max_windows >= 1, "threads": self.threads >= 1,
                   "device": self.device in ("auto", "cpu", "cuda")}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise SundayError(f"autoencoder setting {bad[0]!r} is out of range: {getattr(self, bad[0])!r}")
+        from sunday.jobs import check_ranges
+
+        check_ranges(self, checks, "autoencoder")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

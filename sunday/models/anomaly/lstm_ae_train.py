@@ -9,10 +9,8 @@ the run's checkpoint) or in process (:func:`train_local`, on ``config.device``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from sunday.errors import SundayError
 from sunday.models.anomaly.lstm_ae import AeTrainConfig, LstmAutoencoder, training_windows
 from sunday.models.raytrain import epoch_row, per_worker_batch, resolve_device
 from sunday.runtime import torch_threads
@@ -108,28 +105,12 @@ def train_with_ray(windows: np.ndarray, config: AeTrainConfig, num_workers: int 
                    storage_path: str | Path | None = None) -> LstmAutoencoder:
     """Train on ``num_workers`` Ray Train workers (DDP; gloo on CPU, NCCL on GPUs); the model from the checkpoint."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
 
-    from sunday.models.raytrain import controller_poll_interval, default_storage_path
+    from sunday.models.raytrain import fit_torch
 
-    if not ray.is_initialized():
-        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
-    if num_workers < 1:
-        raise SundayError(f"num_workers must be at least 1, got {num_workers}")
-    storage = Path(os.path.abspath(storage_path)) if storage_path else default_storage_path()
-    name = f"lstm-ae-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    trainer = TorchTrainer(
-        _ray_worker, train_loop_config={"config": config.to_dict(), "windows": ray.put(windows)},
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": 1, **({"GPU": 1} if use_gpu else {})}),
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=0)))
-    with controller_poll_interval(0.2):
-        result = trainer.fit()
-    if result.error is not None or result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
+    windows_ref = ray.put(windows) if ray.is_initialized() else None
+    result, _name, _fit_s = fit_torch(_ray_worker, {"config": config.to_dict(), "windows": windows_ref}, "lstm-ae",
+                                      num_workers, use_gpu, storage_path)
     with result.checkpoint.as_directory() as ckpt:
         return LstmAutoencoder.load(ckpt)
 

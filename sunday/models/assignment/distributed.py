@@ -37,14 +37,12 @@ import importlib.util
 import json
 import os
 import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sunday.models.raytrain import (controller_poll_interval, default_storage_path, full_state_dict,
+from sunday.models.raytrain import (fit_torch, full_state_dict,
                                      per_worker_batch, skip_deepspeed_shm_op)
 from sunday.models.assignment.neural import (
     NeuralRankerConfig,
@@ -172,34 +170,9 @@ def train_with_ray(X: pd.DataFrame, group_ids, assigned, completed, quality, con
     if config.deepspeed and importlib.util.find_spec("deepspeed") is None:  # fail here, not in every worker
         raise RuntimeError("config.deepspeed is set but deepspeed is not installed")
 
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    storage = Path(os.path.abspath(storage_path)) if storage_path is not None else default_storage_path()
-    storage.mkdir(parents=True, exist_ok=True)
-    name = run_name or f"assignment-neural-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    resources = {"CPU": 1, **({"GPU": 1} if config.use_gpu else {})}
-    trainer = TorchTrainer(
-        _train_worker,
-        train_loop_config={"config": config.to_dict(), "data": ray.put(data), "stats": stats, "threads": 1},
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
-                                     resources_per_worker=resources),
-        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage),
-                             checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=0)),
-    )
-    t0 = time.perf_counter()
-    try:
-        with controller_poll_interval(poll_interval_s):
-            result = trainer.fit()
-    except Exception as exc:  # TrainingFailedError wraps the worker's exception
-        raise RuntimeError(f"Ray Train run {name!r} failed: {exc}") from exc
-    fit_s = time.perf_counter() - t0
-    if result.error is not None:
-        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
-    if result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} reported no checkpoint")
+    result, name, fit_s = fit_torch(
+        _train_worker, {"config": config.to_dict(), "data": ray.put(data), "stats": stats, "threads": 1},
+        "assignment-neural", config.num_workers, config.use_gpu, storage_path, run_name, poll_interval_s)
     with result.checkpoint.as_directory() as ckpt:
         state = torch.load(os.path.join(ckpt, _CHECKPOINT_MODEL), map_location="cpu", weights_only=True)
         history = json.loads(Path(ckpt, _CHECKPOINT_HISTORY).read_text())

@@ -8,7 +8,6 @@ trials early on that curve, Optuna proposes the next configuration from the fini
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +62,7 @@ def _trainable(params: dict[str, Any], data: dict[str, Any], max_rounds: int, re
 
 def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = None) -> dict[str, Any]:
     """Run the sweep on ``train`` (an AssignmentData); returns best params, its score and every trial."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from sunday.sweeps import asha_optuna_fit
 
     from sunday.models.assignment.dataset import time_split
     from sunday.models.assignment.pairs import group_sizes, pair_features
@@ -80,20 +76,10 @@ def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = 
     X, y, g = arrays(inner)
     Xv, yv, gv = arrays(val)
     data = {"X": X, "y": y, "group": g, "Xv": Xv, "yv": yv, "groupv": gv}
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, data=data, max_rounds=config.max_rounds,
-                             report_every=config.report_every, seed=config.seed),
-        {"cpu": config.cpus_per_trial})
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(1, config.max_rounds // config.report_every),
-                              grace_period=config.grace_reports, reduction_factor=2)
-    search = ConcurrencyLimiter(OptunaSearch(seed=config.seed), max_concurrent=config.max_concurrent)
-    run_config = tune.RunConfig(name="assignment-sweep", verbose=0,
-                                storage_path=None if storage_path is None else str(Path(storage_path).resolve()))
-    tuner = tune.Tuner(trainable, param_space=search_space(),
-                       tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, scheduler=scheduler,
-                                                   num_samples=config.num_samples),
-                       run_config=run_config)
-    results = tuner.fit()
+    results = asha_optuna_fit(_trainable, data, config.cpus_per_trial, search_space(), METRIC, "max",
+                              max(1, config.max_rounds // config.report_every), config.grace_reports,
+                              config.num_samples, config.max_concurrent, config.seed, "assignment-sweep", storage_path,
+                              max_rounds=config.max_rounds, report_every=config.report_every, seed=config.seed)
     best = results.get_best_result(metric=METRIC, mode="max", scope="all")
     trials = []
     for r in results:
@@ -110,9 +96,3 @@ def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = 
     return {"best_params": params, "best_" + METRIC: float(best_row[METRIC]), "trials": trials,
             "n_inner_tasks": inner.n_tasks, "n_val_tasks": val.n_tasks,
             "stopped_early": sum(t["rounds"] < config.max_rounds for t in trials)}
-
-
-def save_best(result: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result["best_params"], indent=2))
-    return path

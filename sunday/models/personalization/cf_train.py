@@ -13,10 +13,8 @@ batches. Ray is imported only when training on it. :class:`CFRecommender` calls 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,28 +154,12 @@ def train_with_ray(data: CFData, config: CFConfig, num_workers: int = 2, use_gpu
                    storage_path: str | Path | None = None) -> tuple[CFNet, list[dict]]:
     """Train on ``num_workers`` Ray Train workers (DDP; gloo on CPU, NCCL on GPUs); the net from the checkpoint."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
 
-    from sunday.models.raytrain import controller_poll_interval, default_storage_path
+    from sunday.models.raytrain import fit_torch
 
-    if not ray.is_initialized():
-        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
-    if num_workers < 1:
-        raise SundayError(f"num_workers must be at least 1, got {num_workers}")
-    storage = Path(os.path.abspath(storage_path)) if storage_path else default_storage_path()
-    name = f"personalization-cf-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    trainer = TorchTrainer(
-        _ray_worker, train_loop_config={"config": config.to_dict(), "data": ray.put(data)},
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": 1, **({"GPU": 1} if use_gpu else {})}),
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=0)))
-    with controller_poll_interval(0.2):
-        result = trainer.fit()
-    if result.error is not None or result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
+    data_ref = ray.put(data) if ray.is_initialized() else None
+    result, _name, _fit_s = fit_torch(_ray_worker, {"config": config.to_dict(), "data": data_ref},
+                                      "personalization-cf", num_workers, use_gpu, storage_path)
     net = CFNet(data, config)
     with result.checkpoint.as_directory() as ckpt:
         net.load_state_dict(torch.load(Path(ckpt) / CKPT_NET, map_location="cpu", weights_only=True))

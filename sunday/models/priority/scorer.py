@@ -59,9 +59,9 @@ class PriorityConfig:
                   "reg_lambda": self.reg_lambda >= 0, "reg_alpha": self.reg_alpha >= 0, "gamma": self.gamma >= 0,
                   "max_bin": self.max_bin >= 2, "class_weight_power": 0 <= self.class_weight_power <= 1,
                   "horizon_hours": self.horizon_hours >= 0, "n_jobs": self.n_jobs >= 1}
-        for name, ok in checks.items():
-            if not ok:
-                raise SundayError(f"priority setting {name!r} is out of range: {getattr(self, name)!r}")
+        from sunday.jobs import check_ranges
+
+        check_ranges(self, checks, "priority")
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "PriorityConfig":

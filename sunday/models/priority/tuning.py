@@ -10,7 +10,6 @@ best round count as ``n_estimators``) are what ``train_jobs/priority.py --params
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,26 +89,14 @@ def _trainable(params: dict[str, Any], data: dict[str, Any], max_rounds: int, re
 def sweep(tables: Any, config: PrioritySweepConfig | None = None, storage_path: Path | None = None
           ) -> dict[str, Any]:
     """Run the sweep; returns the best settings, their validation macro-F1 and every trial."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from sunday.sweeps import asha_optuna_fit
 
     config = config or PrioritySweepConfig()
     data = sweep_data(tables, config.train_fraction, config.val_fraction)
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, data=data, max_rounds=config.max_rounds, report_every=config.report_every,
-                             seed=config.seed), {"cpu": config.cpus_per_trial})
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(1, config.max_rounds // config.report_every),
-                              grace_period=config.grace_reports, reduction_factor=2)
-    search = ConcurrencyLimiter(OptunaSearch(seed=config.seed), max_concurrent=config.max_concurrent)
-    run_config = tune.RunConfig(name="priority-sweep", verbose=0,
-                                storage_path=None if storage_path is None else str(Path(storage_path).resolve()))
-    tuner = tune.Tuner(trainable, param_space=search_space(),
-                       tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=search, scheduler=scheduler,
-                                                   num_samples=config.num_samples),
-                       run_config=run_config)
-    results = tuner.fit()
+    results = asha_optuna_fit(_trainable, data, config.cpus_per_trial, search_space(), METRIC, "max",
+                              max(1, config.max_rounds // config.report_every), config.grace_reports,
+                              config.num_samples, config.max_concurrent, config.seed, "priority-sweep", storage_path,
+                              max_rounds=config.max_rounds, report_every=config.report_every, seed=config.seed)
     trials = []
     for r in results:
         df = r.metrics_dataframe
@@ -128,9 +115,3 @@ def sweep(tables: Any, config: PrioritySweepConfig | None = None, storage_path: 
     return {"best_params": params, f"best_{METRIC}": best[f"best_{METRIC}"], "trials": trials,
             "n_inner": len(data["y"]), "n_val": len(data["yv"]), "val_split": data["split"],
             "stopped_early": sum(t.get("rounds_run", 0) < config.max_rounds for t in ok), "config": asdict(config)}
-
-
-def save_best(result: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result["best_params"], indent=2))
-    return path

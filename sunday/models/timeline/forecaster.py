@@ -23,7 +23,6 @@ import math
 import os
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -275,30 +274,15 @@ def train_with_ray(data: Arrays, config: TimelineConfig, storage_path: str | Pat
     """Train on ``config.num_workers`` Ray Train workers (DDP, or DeepSpeed ZeRO with ``config.deepspeed``)."""
     import ray
     import torch
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
 
-    from sunday.models.raytrain import controller_poll_interval, default_storage_path
+    from sunday.models.raytrain import fit_torch
 
-    if not ray.is_initialized():
-        raise RuntimeError("Ray is not running; start it first (sunday.runtime.ensure_ray(settings))")
-    storage = Path(os.path.abspath(storage_path)) if storage_path else default_storage_path()
-    name = f"timeline-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    trainer = TorchTrainer(
-        _ray_worker, train_loop_config={"config": config.to_dict(), "data": ray.put(data)},
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
-                                     resources_per_worker={"CPU": 1, **({"GPU": 1} if config.use_gpu else {})}),
-        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=0)))
-    t0 = time.perf_counter()
-    with controller_poll_interval(0.2):
-        result = trainer.fit()
-    if result.error is not None or result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} failed: {result.error}")
+    data_ref = ray.put(data) if ray.is_initialized() else None
+    result, name, fit_s = fit_torch(_ray_worker, {"config": config.to_dict(), "data": data_ref}, "timeline",
+                                    config.num_workers, config.use_gpu, storage_path)
     with result.checkpoint.as_directory() as ckpt:
         state = torch.load(os.path.join(ckpt, "model.pt"), map_location="cpu", weights_only=True)
-    return state, {"final": dict(result.metrics or {}), "fit_s": time.perf_counter() - t0, "run_name": name}
+    return state, {"final": dict(result.metrics or {}), "fit_s": fit_s, "run_name": name}
 
 
 # -- the estimator ------------------------------------------------------------------------------------------------

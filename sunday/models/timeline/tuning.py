@@ -10,7 +10,6 @@ proposes the next configuration from the finished ones. Searched: ``hidden`` (= 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +83,7 @@ def _trainable(params: dict[str, Any], data: dict[str, Any], max_epochs: int, se
 
 def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = None) -> dict[str, Any]:
     """Run the sweep on ``train`` (the job's training Snapshots); returns best params, its score and every trial."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from sunday.sweeps import asha_optuna_fit
 
     from sunday.errors import SundayError
     from sunday.models.timeline.data import split_projects
@@ -103,20 +99,10 @@ def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = 
     scale = float((config.base or {}).get("target_scale", TimelineConfig().target_scale))
     stats = fit_stats(inner.static)
     data = {"train": make_arrays(inner, stats, scale), "valid": make_arrays(valid, stats, scale)}
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, data=data, max_epochs=config.max_epochs, seed=config.seed,
-                             base=config.base),
-        {"cpu": config.cpus_per_trial})
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.max_epochs,
-                              grace_period=max(1, min(config.grace_epochs, config.max_epochs)), reduction_factor=2)
-    search = ConcurrencyLimiter(OptunaSearch(seed=config.seed), max_concurrent=config.max_concurrent)
-    run_config = tune.RunConfig(name="timeline-sweep", verbose=0,
-                                storage_path=None if storage_path is None else str(Path(storage_path).resolve()))
-    tuner = tune.Tuner(trainable, param_space=search_space(),
-                       tune_config=tune.TuneConfig(metric=METRIC, mode="min", search_alg=search, scheduler=scheduler,
-                                                   num_samples=config.num_samples),
-                       run_config=run_config)
-    results = tuner.fit()
+    results = asha_optuna_fit(_trainable, data, config.cpus_per_trial, search_space(), METRIC, "min",
+                              config.max_epochs, max(1, min(config.grace_epochs, config.max_epochs)),
+                              config.num_samples, config.max_concurrent, config.seed, "timeline-sweep", storage_path,
+                              max_epochs=config.max_epochs, seed=config.seed, base=config.base)
     trials = []
     for r in results:
         df = r.metrics_dataframe
@@ -141,11 +127,3 @@ def sweep(train, config: SweepConfig | None = None, storage_path: Path | None = 
             "n_val_projects": int(valid.meta["project_id"].nunique()),
             "n_inner_snapshots": len(inner), "n_val_snapshots": len(valid), "max_epochs": config.max_epochs,
             "stopped_early": sum(0 < t["epochs"] < config.max_epochs for t in trials)}
-
-
-def save_best(result: dict[str, Any], path: Path) -> Path:
-    """Write the best settings as JSON (``train_jobs/timeline.py --params`` reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result["best_params"], indent=2))
-    return path

@@ -7,26 +7,13 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from sunday.jobs import JobResult
 
 MODEL_NAME = "workload_predictor"
 EXPERIMENT = "workload-predictor"
 GATE_METRIC = "mae_truth"  # hours, lower is better
-
-
-@dataclass
-class JobResult:
-    metrics: dict[str, float]
-    run_id: str | None
-    version: str | None
-    promotion: Any
-    model_dir: Path
-    rows: list[dict[str, Any]]
-    example: dict[str, Any]
-    seconds: dict[str, float]
-    holdout: Any = None  # {"X": holdout rows with y_truth}: what the gate re-scores a model on
 
 
 def train_and_register(settings, sim: str, config, train_fraction: float, register: bool) -> JobResult:

@@ -67,9 +67,9 @@ class WorkloadConfig:
                   "min_child_weight": self.min_child_weight >= 0, "reg_lambda": self.reg_lambda >= 0,
                   "reg_alpha": self.reg_alpha >= 0, "gamma": self.gamma >= 0, "huber_slope": self.huber_slope > 0,
                   "n_jobs": self.n_jobs >= 1}
-        for name, ok in checks.items():
-            if not ok:
-                raise SundayError(f"workload setting {name!r} is out of range: {getattr(self, name)!r}")
+        from sunday.jobs import check_ranges
+
+        check_ranges(self, checks, "workload")
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "WorkloadConfig":
